@@ -1,0 +1,22 @@
+#ifndef ANODE_AUTODIFF_GEMM_H_
+#define ANODE_AUTODIFF_GEMM_H_
+
+// General matrix multiply, row-major, BLAS semantics.
+
+#include "autodiff/tensor.h"
+
+namespace anode {
+
+/// C = alpha * op(A) * op(B) + beta * C, all row-major.
+/// op(A) is m x k (A is m x k, or k x m when trans_a); op(B) is k x n (B is
+/// k x n, or n x k when trans_b). lda, ldb, ldc are row strides in elements.
+/// beta == 0 overwrites C without reading it (NaN in C does not propagate).
+/// Large products are split over the thread pool (thread_pool.h); results do
+/// not depend on the thread count (K is never split across threads).
+template <class T>
+void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
+          const T* b, Index ldb, T beta, T* c, Index ldc);
+
+}  // namespace anode
+
+#endif  // ANODE_AUTODIFF_GEMM_H_

@@ -1,0 +1,100 @@
+#ifndef ANODE_AUTODIFF_KERNELS_H_
+#define ANODE_AUTODIFF_KERNELS_H_
+
+// Tape-free numeric kernels on contiguous arrays: the vectorized bodies of the
+// ops in ops.h. Each has an xsimd vector body and a scalar tail. Outputs may
+// alias inputs of the same length unless noted. "Backward" kernels
+// ACCUMULATE into their gradient output (gx += ...), never overwrite.
+//
+// Periodic broadcasting: a binary kernel's operand of length m (m divides n)
+// repeats with period m over the n outputs: m == n is elementwise, m == 1 a
+// scalar, m == the last axis a row vector repeated over the batch.
+
+#include "autodiff/tensor.h"
+
+namespace anode::kernels {
+
+// ---- Unary maps: y[i] = f(x[i]) -------------------------------------------
+template <class T> void tanh(const T* x, T* y, Index n);
+template <class T> void sigmoid(const T* x, T* y, Index n);
+template <class T> void relu(const T* x, T* y, Index n);
+/// log(1 + exp(x)), stable for large |x|.
+template <class T> void softplus(const T* x, T* y, Index n);
+template <class T> void exp(const T* x, T* y, Index n);
+template <class T> void log(const T* x, T* y, Index n);
+template <class T> void sqrt(const T* x, T* y, Index n);
+template <class T> void square(const T* x, T* y, Index n);
+/// y = c * x
+template <class T> void scale(const T* x, T c, T* y, Index n);
+
+// ---- Unary backward: gx[i] += gy[i] * f'(.) -------------------------------
+/// gx += gy * (1 - y^2), y = tanh(x)
+template <class T> void tanh_backward(const T* y, const T* gy, T* gx, Index n);
+/// gx += gy * y * (1 - y), y = sigmoid(x)
+template <class T> void sigmoid_backward(const T* y, const T* gy, T* gx, Index n);
+/// gx += gy * [x > 0]
+template <class T> void relu_backward(const T* x, const T* gy, T* gx, Index n);
+/// gx += gy * sigmoid(x)
+template <class T> void softplus_backward(const T* x, const T* gy, T* gx, Index n);
+/// gx += gy * y, y = exp(x)
+template <class T> void exp_backward(const T* y, const T* gy, T* gx, Index n);
+/// gx += gy / x
+template <class T> void log_backward(const T* x, const T* gy, T* gx, Index n);
+/// gx += gy * 0.5 / y, y = sqrt(x)
+template <class T> void sqrt_backward(const T* y, const T* gy, T* gx, Index n);
+/// gx += gy * 2 x
+template <class T> void square_backward(const T* x, const T* gy, T* gx, Index n);
+
+// ---- Binary maps with periodic broadcasting (see top) ---------------------
+/// y[i] = a[i % na] + b[i % nb], i < n; na and nb each divide n.
+template <class T> void add(const T* a, Index na, const T* b, Index nb, T* y, Index n);
+template <class T> void sub(const T* a, Index na, const T* b, Index nb, T* y, Index n);
+template <class T> void mul(const T* a, Index na, const T* b, Index nb, T* y, Index n);
+template <class T> void div(const T* a, Index na, const T* b, Index nb, T* y, Index n);
+
+// ---- BLAS-1 style ---------------------------------------------------------
+/// y += x
+template <class T> void add_to(const T* x, T* y, Index n);
+/// y += alpha * x
+template <class T> void axpy(T alpha, const T* x, T* y, Index n);
+/// y = x[0] * c[0] + ... + x[k-1] * c[k-1] (k >= 1); y may alias none of x.
+template <class T> void lincomb(const T* const* x, const T* c, Index k, T* y, Index n);
+/// g[i % m] += x[i] for i < n (sum of the n/m rows of period m into g).
+template <class T> void reduce_rows_add(const T* x, Index n, T* g, Index m);
+/// gx[i] += gy[i % m] (broadcast a period-m gradient over n outputs).
+template <class T> void broadcast_add(const T* gy, Index m, T* gx, Index n);
+/// out[i % m] += a[i] * b[i % nb]: the gradient of a periodic operand of a
+/// product. nb == n or divides n.
+template <class T> void mul_reduce_add(const T* a, const T* b, Index nb, Index n, T* out, Index m);
+
+// ---- Reductions -------------------------------------------------------------
+/// Sum of x[0..n) (accumulated in T with several independent lanes).
+template <class T> T sum(const T* x, Index n);
+/// Sum of x[i]^2.
+template <class T> T sum_squares(const T* x, Index n);
+/// Sum of (a[i] - b[i])^2.
+template <class T> T squared_distance(const T* a, const T* b, Index n);
+/// Max |x[i]| (0 for n == 0).
+template <class T> T max_abs(const T* x, Index n);
+/// Dot product.
+template <class T> T dot(const T* a, const T* b, Index n);
+/// Tensor viewed as [outer, len, inner]; y[o, i] = sum_a x[o, a, i].
+template <class T> void sum_axis(const T* x, Index outer, Index len, Index inner, T* y);
+/// Backward of sum_axis: gx[o, a, i] += gy[o, i].
+template <class T> void sum_axis_backward(const T* gy, Index outer, Index len, Index inner, T* gx);
+/// True if every element is finite.
+template <class T> bool all_finite(const T* x, Index n);
+
+// ---- Softmax cross-entropy --------------------------------------------------
+/// For each row r of logits[rows, cols]: p[r] = softmax(logits[r]) and
+/// loss[r] = -log p[r, labels[r]], computed stably (max subtracted, log-sum-exp).
+/// Labels are already validated to lie in [0, cols).
+template <class T>
+void softmax_xent(const T* logits, const int* labels, Index rows, Index cols, T* p, T* loss);
+/// gx[r, j] += scale * (p[r, j] - [j == labels[r]]).
+template <class T>
+void softmax_xent_backward(const T* p, const int* labels, Index rows, Index cols, T scale, T* gx);
+
+}  // namespace anode::kernels
+
+#endif  // ANODE_AUTODIFF_KERNELS_H_

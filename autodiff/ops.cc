@@ -1,0 +1,697 @@
+// Every op: shape checks, forward, and backward rule in one place.
+#include "autodiff/ops.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "autodiff/gemm.h"
+#include "autodiff/kernels.h"
+
+namespace anode {
+namespace {
+
+template <class T>
+Node<T> node(const char* name, typename Node<T>::Backward backward) {
+  Node<T> n{};
+  n.name = name;
+  n.backward = backward;
+  return n;
+}
+
+template <class T>
+Tape<T>& tape_of(const char* op, Var<T> a) {
+  if (!a.valid()) throw ValueError(std::string(op) + ": argument is an empty Var (not on any tape)");
+  return a.tape();
+}
+
+template <class T>
+Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
+  Tape<T>& t = tape_of(op, a);
+  if (!b.valid()) throw ValueError(std::string(op) + ": argument is an empty Var (not on any tape)");
+  if (&b.tape() != &t) throw ValueError(std::string(op) + ": arguments live on different tapes");
+  return t;
+}
+
+std::string shapes(const Shape& a, const Shape& b) { return a.str() + " and " + b.str(); }
+
+// g (n elements) added into dst of period m (m == n: elementwise).
+template <class T>
+void accumulate(const T* g, Index n, T* dst, Index m) {
+  if (m == n) {
+    kernels::add_to(g, dst, n);
+  } else {
+    kernels::reduce_rows_add(g, n, dst, m);
+  }
+}
+
+// ---- Broadcasting binary ops -------------------------------------------------
+
+// True if `small` broadcasts against `big`: a single element, or equal to
+// big's trailing dimensions after dropping small's leading ones.
+bool broadcasts(const Shape& small, const Shape& big) {
+  if (small.numel() == 1) return true;
+  int lead = 0;
+  while (lead < small.rank() && small[lead] == 1) ++lead;
+  int r = small.rank() - lead;
+  if (r > big.rank()) return false;
+  for (int i = 0; i < r; ++i) {
+    if (small[small.rank() - 1 - i] != big[big.rank() - 1 - i]) return false;
+  }
+  return true;
+}
+
+template <class T>
+Shape broadcast_shape(const char* op, Var<T> a, Var<T> b) {
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  if (sa == sb) return sa;
+  if (sa.numel() >= sb.numel() && broadcasts(sb, sa)) return sa;
+  if (sb.numel() > sa.numel() && broadcasts(sa, sb)) return sb;
+  throw ShapeError(std::string(op) + ": shapes " + shapes(sa, sb) +
+                   " do not broadcast (one must be a scalar or match the other's trailing "
+                   "dimensions)");
+}
+
+enum class BinaryKind { kAdd, kSub, kMul, kDiv };
+
+template <class T, BinaryKind K>
+struct Binary {
+  static constexpr const char* name() {
+    switch (K) {
+      case BinaryKind::kAdd: return "add";
+      case BinaryKind::kSub: return "sub";
+      case BinaryKind::kMul: return "mul";
+      case BinaryKind::kDiv: return "div";
+    }
+    return "";
+  }
+
+  static Var<T> forward(Var<T> a, Var<T> b) {
+    Tape<T>& t = tape_of(name(), a, b);
+    Shape s = broadcast_shape(name(), a, b);
+    auto [y, out] = t.make_output(s);
+    Index n = s.numel(), na = a.size(), nb = b.size();
+    switch (K) {
+      case BinaryKind::kAdd: kernels::add(a.data(), na, b.data(), nb, out, n); break;
+      case BinaryKind::kSub: kernels::sub(a.data(), na, b.data(), nb, out, n); break;
+      case BinaryKind::kMul: kernels::mul(a.data(), na, b.data(), nb, out, n); break;
+      case BinaryKind::kDiv: kernels::div(a.data(), na, b.data(), nb, out, n); break;
+    }
+    t.record(y, {a, b}, node<T>(name(), &backward));
+    return y;
+  }
+
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const T* gy = t.out_adj(nd);
+    const Index n = t.slot(nd.out).shape.numel();
+    const T* a = t.in_value(nd, 0);
+    const T* b = t.in_value(nd, 1);
+    const Index na = t.in_shape(nd, 0).numel(), nb = t.in_shape(nd, 1).numel();
+    T* ga = t.in_adj(nd, 0);
+    T* gb = t.in_adj(nd, 1);
+    switch (K) {
+      case BinaryKind::kAdd:
+        if (ga) accumulate(gy, n, ga, na);
+        if (gb) accumulate(gy, n, gb, nb);
+        break;
+      case BinaryKind::kSub:
+        if (ga) accumulate(gy, n, ga, na);
+        if (gb) {
+          T* tmp = t.scratch(n);
+          kernels::scale(gy, T(-1), tmp, n);
+          accumulate(tmp, n, gb, nb);
+        }
+        break;
+      case BinaryKind::kMul:
+        if (ga) kernels::mul_reduce_add(gy, b, nb, n, ga, na);
+        if (gb) kernels::mul_reduce_add(gy, a, na, n, gb, nb);
+        break;
+      case BinaryKind::kDiv: {
+        // d/da = g / b; d/db = -(g / b) * y.
+        T* tmp = t.scratch(n);
+        kernels::div(gy, n, b, nb, tmp, n);
+        if (ga) accumulate(tmp, n, ga, na);
+        if (gb) {
+          kernels::scale(tmp, T(-1), tmp, n);
+          kernels::mul_reduce_add(tmp, t.slot(nd.out).value, n, n, gb, nb);
+        }
+        break;
+      }
+    }
+  }
+};
+
+// ---- Unary elementwise ops ---------------------------------------------------------
+
+// One struct per function: its forward kernel, and its backward kernel fed
+// either the input x or the saved output y (whichever the derivative uses).
+#define ANODE_UNARY_OP(op, uses_output)                                                    \
+  template <class T>                                                                       \
+  struct Unary_##op {                                                                      \
+    static Var<T> forward(Var<T> x) {                                                      \
+      Tape<T>& t = tape_of(#op, x);                                                        \
+      auto [y, out] = t.make_output(x.shape());                                            \
+      kernels::op(x.data(), out, x.size());                                                \
+      t.record(y, {x}, node<T>(#op, &backward));                                           \
+      return y;                                                                            \
+    }                                                                                      \
+    static void backward(Tape<T>& t, const Node<T>& nd) {                                  \
+      T* gx = t.in_adj(nd, 0);                                                             \
+      if (!gx) return;                                                                     \
+      const T* u = (uses_output) ? t.slot(nd.out).value : t.in_value(nd, 0);               \
+      kernels::op##_backward(u, t.out_adj(nd), gx, t.slot(nd.out).shape.numel());          \
+    }                                                                                      \
+  };
+ANODE_UNARY_OP(tanh, true)
+ANODE_UNARY_OP(sigmoid, true)
+ANODE_UNARY_OP(exp, true)
+ANODE_UNARY_OP(sqrt, true)
+ANODE_UNARY_OP(relu, false)
+ANODE_UNARY_OP(softplus, false)
+ANODE_UNARY_OP(log, false)
+ANODE_UNARY_OP(square, false)
+#undef ANODE_UNARY_OP
+
+// ---- Scale, add_scalar, neg -----------------------------------------------------
+
+template <class T>
+struct Scale {
+  static Var<T> forward(Var<T> x, T c, const char* name) {
+    Tape<T>& t = tape_of(name, x);
+    auto [y, out] = t.make_output(x.shape());
+    kernels::scale(x.data(), c, out, x.size());
+    Node<T> n = node<T>(name, &backward);
+    n.attr[0] = static_cast<double>(c);
+    t.record(y, {x}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) {
+      kernels::axpy(static_cast<T>(nd.attr[0]), t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+    }
+  }
+};
+
+template <class T>
+struct AddScalar {
+  static Var<T> forward(Var<T> x, T c) {
+    Tape<T>& t = tape_of("add_scalar", x);
+    auto [y, out] = t.make_output(x.shape());
+    kernels::add(x.data(), x.size(), &c, Index(1), out, x.size());
+    t.record(y, {x}, node<T>("add_scalar", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) kernels::add_to(t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+  }
+};
+
+// ---- lincomb ----------------------------------------------------------------------
+
+template <class T>
+struct Lincomb {
+  static Var<T> forward(std::span<const Var<T>> xs, std::span<const T> c) {
+    if (xs.empty()) throw ValueError("lincomb: no terms given");
+    if (xs.size() != c.size()) {
+      throw ValueError("lincomb: " + std::to_string(xs.size()) + " terms but " +
+                       std::to_string(c.size()) + " coefficients");
+    }
+    Tape<T>& t = tape_of("lincomb", xs[0]);
+    const Shape& s = xs[0].shape();
+    const Index k = static_cast<Index>(xs.size());
+    const T** ptrs = t.template scratch<const T*>(xs.size());
+    for (Index i = 0; i < k; ++i) {
+      tape_of("lincomb", xs[0], xs[i]);
+      if (xs[i].shape() != s) {
+        throw ShapeError("lincomb: term " + std::to_string(i) + " has shape " +
+                         xs[i].shape().str() + ", term 0 has " + s.str());
+      }
+      ptrs[i] = xs[i].data();
+    }
+    auto [y, out] = t.make_output(s);
+    kernels::lincomb(ptrs, c.data(), k, out, s.numel());
+    if (t.will_record(xs)) {
+      T* saved = t.scratch(xs.size());
+      std::copy(c.begin(), c.end(), saved);
+      Node<T> n = node<T>("lincomb", &backward);
+      n.saved = saved;
+      t.record(y, xs, n);
+    }
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const T* c = static_cast<const T*>(nd.saved);
+    const Index n = t.slot(nd.out).shape.numel();
+    for (int i = 0; i < nd.in_count; ++i) {
+      if (T* gx = t.in_adj(nd, i)) kernels::axpy(c[i], t.out_adj(nd), gx, n);
+    }
+  }
+};
+
+// ---- matmul, linear ----------------------------------------------------------------
+
+template <class T>
+struct Matmul {
+  static Var<T> forward(Var<T> a, Var<T> b, bool ta, bool tb) {
+    Tape<T>& t = tape_of("matmul", a, b);
+    const Shape& sa = a.shape();
+    const Shape& sb = b.shape();
+    if (sa.rank() != 2 || sb.rank() != 2) {
+      throw ShapeError("matmul: operands must be rank 2, got " + shapes(sa, sb));
+    }
+    Index m = ta ? sa[1] : sa[0], k = ta ? sa[0] : sa[1];
+    Index kb = tb ? sb[1] : sb[0], n = tb ? sb[0] : sb[1];
+    if (k != kb) {
+      throw ShapeError("matmul: inner dimensions differ: " + shapes(sa, sb) +
+                       (ta ? " (a transposed)" : "") + (tb ? " (b transposed)" : ""));
+    }
+    auto [y, out] = t.make_output(Shape{m, n});
+    gemm<T>(ta, tb, m, n, k, T(1), a.data(), sa[1], b.data(), sb[1], T(0), out, n);
+    Node<T> nd = node<T>("matmul", &backward);
+    nd.iattr[0] = ta;
+    nd.iattr[1] = tb;
+    t.record(y, {a, b}, nd);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const bool ta = nd.iattr[0], tb = nd.iattr[1];
+    const Shape& sa = t.in_shape(nd, 0);
+    const Shape& sb = t.in_shape(nd, 1);
+    const Index m = ta ? sa[1] : sa[0], k = ta ? sa[0] : sa[1], n = tb ? sb[0] : sb[1];
+    const T* a = t.in_value(nd, 0);
+    const T* b = t.in_value(nd, 1);
+    const T* g = t.out_adj(nd);
+    const Index lda = sa[1], ldb = sb[1];
+    if (T* ga = t.in_adj(nd, 0)) {
+      if (!ta) {
+        gemm<T>(false, !tb, m, k, n, T(1), g, n, b, ldb, T(1), ga, k);  // g op(b)^T
+      } else {
+        gemm<T>(tb, true, k, m, n, T(1), b, ldb, g, n, T(1), ga, m);  // op(b) g^T
+      }
+    }
+    if (T* gb = t.in_adj(nd, 1)) {
+      if (!tb) {
+        gemm<T>(!ta, false, k, n, m, T(1), a, lda, g, n, T(1), gb, n);  // op(a)^T g
+      } else {
+        gemm<T>(true, ta, n, k, m, T(1), g, n, a, lda, T(1), gb, k);  // g^T op(a)
+      }
+    }
+  }
+};
+
+template <class T>
+struct Linear {
+  static Var<T> forward(Var<T> x, Var<T> w, Var<T> bias) {
+    Tape<T>& t = tape_of("linear", x, w);
+    const Shape& sx = x.shape();
+    const Shape& sw = w.shape();
+    if (sx.rank() != 2 || sw.rank() != 2 || sx[1] != sw[1]) {
+      throw ShapeError("linear: input " + sx.str() + " and weight " + sw.str() +
+                       " do not match (need input [n, in] and weight [out, in])");
+    }
+    const Index rows = sx[0], in = sx[1], outs = sw[0];
+    if (bias.valid()) {
+      tape_of("linear", x, bias);
+      if (bias.size() != outs || bias.shape().rank() > 2) {
+        throw ShapeError("linear: bias " + bias.shape().str() + " does not match weight " +
+                         sw.str() + " (need [" + std::to_string(outs) + "])");
+      }
+    }
+    auto [y, out] = t.make_output(Shape{rows, outs});
+    if (bias.valid()) {
+      // Start from the bias rows and accumulate x W^T onto them.
+      for (Index r = 0; r < rows; ++r) std::memcpy(out + r * outs, bias.data(), sizeof(T) * outs);
+      gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(1), out, outs);
+      t.record(y, {x, w, bias}, node<T>("linear", &backward));
+    } else {
+      gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(0), out, outs);
+      t.record(y, {x, w}, node<T>("linear", &backward));
+    }
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Shape& sx = t.in_shape(nd, 0);
+    const Index rows = sx[0], in = sx[1], outs = t.in_shape(nd, 1)[0];
+    const T* g = t.out_adj(nd);
+    if (T* gx = t.in_adj(nd, 0)) {
+      gemm<T>(false, false, rows, in, outs, T(1), g, outs, t.in_value(nd, 1), in, T(1), gx, in);
+    }
+    if (T* gw = t.in_adj(nd, 1)) {
+      gemm<T>(true, false, outs, in, rows, T(1), g, outs, t.in_value(nd, 0), in, T(1), gw, in);
+    }
+    if (nd.in_count == 3) {
+      if (T* gb = t.in_adj(nd, 2)) kernels::reduce_rows_add(g, rows * outs, gb, outs);
+    }
+  }
+};
+
+// ---- Reductions ------------------------------------------------------------------------
+
+template <class T>
+struct SumAll {
+  // attr[0]: the scale (1 for sum, 1/n for mean).
+  static Var<T> forward(Var<T> x, bool mean) {
+    const char* name = mean ? "mean" : "sum";
+    Tape<T>& t = tape_of(name, x);
+    if (mean && x.size() == 0) throw ValueError("mean: the input " + x.shape().str() + " is empty");
+    T s = mean ? T(1) / static_cast<T>(x.size()) : T(1);
+    auto [y, out] = t.make_output(Shape{});
+    out[0] = kernels::sum(x.data(), x.size()) * s;
+    Node<T> n = node<T>(name, &backward);
+    n.attr[0] = static_cast<double>(s);
+    t.record(y, {x}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) {
+      T g = t.out_adj(nd)[0] * static_cast<T>(nd.attr[0]);
+      kernels::broadcast_add(&g, Index(1), gx, t.in_shape(nd, 0).numel());
+    }
+  }
+};
+
+template <class T>
+struct SumAxis {
+  // iattr: outer, len, inner; attr[0]: scale.
+  static Var<T> forward(Var<T> x, int axis, bool mean) {
+    const char* name = mean ? "mean(axis)" : "sum(axis)";
+    Tape<T>& t = tape_of(name, x);
+    const Shape& s = x.shape();
+    int r = s.rank();
+    if (axis < -r || axis >= r) {
+      throw ShapeError(std::string(name) + ": axis " + std::to_string(axis) +
+                       " out of range for shape " + s.str());
+    }
+    if (axis < 0) axis += r;
+    if (mean && s[axis] == 0) {
+      throw ValueError(std::string(name) + ": axis " + std::to_string(axis) + " of " + s.str() +
+                       " is empty");
+    }
+    Index outer = 1, inner = 1;
+    Index dims[kMaxRank];
+    int k = 0;
+    for (int i = 0; i < r; ++i) {
+      if (i < axis) outer *= s[i];
+      if (i > axis) inner *= s[i];
+      if (i != axis) dims[k++] = s[i];
+    }
+    Index len = s[axis];
+    auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, k)));
+    kernels::sum_axis(x.data(), outer, len, inner, out);
+    T sc = mean ? T(1) / static_cast<T>(len) : T(1);
+    if (mean) kernels::scale(out, sc, out, outer * inner);
+    Node<T> n = node<T>(name, &backward);
+    n.iattr[0] = outer;
+    n.iattr[1] = len;
+    n.iattr[2] = inner;
+    n.attr[0] = static_cast<double>(sc);
+    t.record(y, {x}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    T* gx = t.in_adj(nd, 0);
+    if (!gx) return;
+    const Index outer = nd.iattr[0], len = nd.iattr[1], inner = nd.iattr[2];
+    const T* g = t.out_adj(nd);
+    if (nd.attr[0] != 1.0) {
+      T* tmp = t.scratch(outer * inner);
+      kernels::scale(g, static_cast<T>(nd.attr[0]), tmp, outer * inner);
+      g = tmp;
+    }
+    kernels::sum_axis_backward(g, outer, len, inner, gx);
+  }
+};
+
+// ---- Shape ops ---------------------------------------------------------------------------
+
+template <class T>
+struct Reshape {
+  static Var<T> forward(Var<T> x, const Shape& shape) {
+    Tape<T>& t = tape_of("reshape", x);
+    if (shape.numel() != x.size()) {
+      throw ShapeError("reshape: cannot reshape " + x.shape().str() + " to " + shape.str());
+    }
+    Var<T> y = t.make_view(x.data(), shape);
+    t.record(y, {x}, node<T>("reshape", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) kernels::add_to(t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+  }
+};
+
+// Copies rows of width `w` at column `off` of a row-major [rows, stride]
+// array into (or adds them out of) a packed [rows, w] array.
+template <class T>
+void gather_columns(const T* src, Index rows, Index stride, Index off, Index w, T* dst) {
+  for (Index r = 0; r < rows; ++r) std::memcpy(dst + r * w, src + r * stride + off, sizeof(T) * w);
+}
+template <class T>
+void scatter_add_columns(const T* src, Index rows, Index w, T* dst, Index stride, Index off) {
+  for (Index r = 0; r < rows; ++r) kernels::add_to(src + r * w, dst + r * stride + off, w);
+}
+
+// The reverse of scatter_add_columns: packed dst [rows, w] += columns
+// [off, off + w) of src [rows, stride].
+template <class T>
+void gather_add_columns(const T* src, Index rows, Index stride, Index off, Index w, T* dst) {
+  for (Index r = 0; r < rows; ++r) kernels::add_to(src + r * stride + off, dst + r * w, w);
+}
+
+template <class T>
+struct SliceLast {
+  // iattr[0]: begin.
+  static Var<T> forward(Var<T> x, Index begin, Index len) {
+    Tape<T>& t = tape_of("slice_last", x);
+    const Shape& s = x.shape();
+    if (s.rank() == 0 || begin < 0 || len < 0 || begin + len > s.last()) {
+      throw ShapeError("slice_last: columns [" + std::to_string(begin) + ", " +
+                       std::to_string(begin + len) + ") out of range for shape " + s.str());
+    }
+    auto [y, out] = t.make_output(s.with_last(len));
+    gather_columns(x.data(), s.rows(), s.last(), begin, len, out);
+    Node<T> n = node<T>("slice_last", &backward);
+    n.iattr[0] = begin;
+    t.record(y, {x}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) {
+      const Shape& s = t.in_shape(nd, 0);
+      scatter_add_columns(t.out_adj(nd), s.rows(), t.slot(nd.out).shape.last(), gx, s.last(),
+                          nd.iattr[0]);
+    }
+  }
+};
+
+template <class T>
+struct ConcatLast {
+  static Var<T> forward(std::span<const Var<T>> xs) {
+    if (xs.empty()) throw ValueError("concat_last: no inputs");
+    Tape<T>& t = tape_of("concat_last", xs[0]);
+    const Shape& s0 = xs[0].shape();
+    if (s0.rank() == 0) throw ShapeError("concat_last: inputs must have rank >= 1, got []");
+    Index total = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      tape_of("concat_last", xs[0], xs[i]);
+      const Shape& s = xs[i].shape();
+      if (s.rank() != s0.rank() || s.with_last(0) != s0.with_last(0)) {
+        throw ShapeError("concat_last: input " + std::to_string(i) + " has shape " + s.str() +
+                         ", input 0 has " + s0.str() + " (all but the last axis must agree)");
+      }
+      total += s.last();
+    }
+    auto [y, out] = t.make_output(s0.with_last(total));
+    const Index rows = s0.rows();
+    Index off = 0;
+    for (const Var<T>& x : xs) {
+      const Index w = x.shape().last();
+      for (Index r = 0; r < rows; ++r) std::memcpy(out + r * total + off, x.data() + r * w, sizeof(T) * w);
+      off += w;
+    }
+    t.record(y, xs, node<T>("concat_last", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Shape& so = t.slot(nd.out).shape;
+    const Index rows = so.rows(), total = so.last();
+    Index off = 0;
+    for (int i = 0; i < nd.in_count; ++i) {
+      const Index w = t.in_shape(nd, i).last();
+      if (T* gx = t.in_adj(nd, i)) {
+        for (Index r = 0; r < rows; ++r) kernels::add_to(t.out_adj(nd) + r * total + off, gx + r * w, w);
+      }
+      off += w;
+    }
+  }
+};
+
+template <class T>
+struct PadLast {
+  static Var<T> forward(Var<T> x, Index p) {
+    Tape<T>& t = tape_of("pad_last", x);
+    const Shape& s = x.shape();
+    if (s.rank() == 0) throw ShapeError("pad_last: input must have rank >= 1, got []");
+    if (p < 0) throw ValueError("pad_last: padding must be >= 0, got " + std::to_string(p));
+    const Index d = s.last(), rows = s.rows();
+    auto [y, out] = t.make_output(s.with_last(d + p));
+    for (Index r = 0; r < rows; ++r) {
+      std::memcpy(out + r * (d + p), x.data() + r * d, sizeof(T) * d);
+      std::memset(out + r * (d + p) + d, 0, sizeof(T) * p);
+    }
+    t.record(y, {x}, node<T>("pad_last", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) {
+      const Shape& s = t.in_shape(nd, 0);
+      gather_add_columns(t.out_adj(nd), s.rows(), t.slot(nd.out).shape.last(), 0, s.last(), gx);
+    }
+  }
+};
+
+// ---- Losses --------------------------------------------------------------------------------
+
+template <class T>
+struct Mse {
+  static Var<T> forward(Var<T> pred, Var<T> target) {
+    Tape<T>& t = tape_of("mse", pred, target);
+    if (pred.shape() != target.shape()) {
+      throw ShapeError("mse: prediction " + pred.shape().str() + " and target " +
+                       target.shape().str() + " differ");
+    }
+    if (pred.size() == 0) throw ValueError("mse: inputs are empty " + pred.shape().str());
+    auto [y, out] = t.make_output(Shape{});
+    out[0] = kernels::squared_distance(pred.data(), target.data(), pred.size()) /
+             static_cast<T>(pred.size());
+    t.record(y, {pred, target}, node<T>("mse", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Index n = t.in_shape(nd, 0).numel();
+    T* tmp = t.scratch(n);
+    kernels::sub(t.in_value(nd, 0), n, t.in_value(nd, 1), n, tmp, n);
+    const T c = T(2) * t.out_adj(nd)[0] / static_cast<T>(n);
+    if (T* gp = t.in_adj(nd, 0)) kernels::axpy(c, tmp, gp, n);
+    if (T* gt = t.in_adj(nd, 1)) kernels::axpy(-c, tmp, gt, n);
+  }
+};
+
+template <class T>
+struct SoftmaxCrossEntropy {
+  // saved: the probabilities [rows, classes]; aux: a copy of the labels.
+  static Var<T> forward(Var<T> logits, std::span<const int> labels) {
+    Tape<T>& t = tape_of("softmax_cross_entropy", logits);
+    const Shape& s = logits.shape();
+    if (s.rank() != 2) {
+      throw ShapeError("softmax_cross_entropy: logits must be [n, classes], got " + s.str());
+    }
+    const Index rows = s[0], cols = s[1];
+    if (rows == 0 || cols == 0) {
+      throw ValueError("softmax_cross_entropy: logits " + s.str() + " are empty");
+    }
+    if (static_cast<Index>(labels.size()) != rows) {
+      throw ShapeError("softmax_cross_entropy: " + std::to_string(labels.size()) +
+                       " labels for logits " + s.str());
+    }
+    for (Index r = 0; r < rows; ++r) {
+      if (labels[r] < 0 || labels[r] >= cols) {
+        throw ValueError("softmax_cross_entropy: label " + std::to_string(labels[r]) + " in row " +
+                         std::to_string(r) + " is out of range [0, " + std::to_string(cols) + ")");
+      }
+    }
+    T* p = t.scratch(rows * cols);
+    int* saved_labels = t.template scratch<int>(rows);
+    std::copy(labels.begin(), labels.end(), saved_labels);
+    T* losses = t.scratch(rows);
+    kernels::softmax_xent(logits.data(), saved_labels, rows, cols, p, losses);
+    auto [y, out] = t.make_output(Shape{});
+    out[0] = kernels::sum(losses, rows) / static_cast<T>(rows);
+    Node<T> n = node<T>("softmax_cross_entropy", &backward);
+    n.saved = p;
+    n.aux = saved_labels;
+    t.record(y, {logits}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    T* gx = t.in_adj(nd, 0);
+    if (!gx) return;
+    const Shape& s = t.in_shape(nd, 0);
+    const int* labels = static_cast<const int*>(nd.aux);
+    kernels::softmax_xent_backward(static_cast<const T*>(nd.saved), labels, s[0], s[1],
+                                   t.out_adj(nd)[0] / static_cast<T>(s[0]), gx);
+  }
+};
+
+}  // namespace
+
+template <class T> Var<T> add(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kAdd>::forward(a, b); }
+template <class T> Var<T> sub(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kSub>::forward(a, b); }
+template <class T> Var<T> mul(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kMul>::forward(a, b); }
+template <class T> Var<T> div(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kDiv>::forward(a, b); }
+template <class T> Var<T> neg(Var<T> a) { return Scale<T>::forward(a, T(-1), "neg"); }
+template <class T> Var<T> scale(Var<T> a, T c) { return Scale<T>::forward(a, c, "scale"); }
+template <class T> Var<T> add_scalar(Var<T> a, T c) { return AddScalar<T>::forward(a, c); }
+template <class T> Var<T> lincomb(std::span<const Var<T>> xs, std::span<const T> c) { return Lincomb<T>::forward(xs, c); }
+template <class T> Var<T> matmul(Var<T> a, Var<T> b, bool ta, bool tb) { return Matmul<T>::forward(a, b, ta, tb); }
+template <class T> Var<T> linear(Var<T> x, Var<T> w, Var<T> bias) { return Linear<T>::forward(x, w, bias); }
+template <class T> Var<T> sum(Var<T> x) { return SumAll<T>::forward(x, false); }
+template <class T> Var<T> mean(Var<T> x) { return SumAll<T>::forward(x, true); }
+template <class T> Var<T> sum(Var<T> x, int axis) { return SumAxis<T>::forward(x, axis, false); }
+template <class T> Var<T> mean(Var<T> x, int axis) { return SumAxis<T>::forward(x, axis, true); }
+template <class T> Var<T> reshape(Var<T> x, const Shape& s) { return Reshape<T>::forward(x, s); }
+template <class T> Var<T> slice_last(Var<T> x, Index b, Index n) { return SliceLast<T>::forward(x, b, n); }
+template <class T> Var<T> concat_last(std::span<const Var<T>> xs) { return ConcatLast<T>::forward(xs); }
+template <class T> Var<T> pad_last(Var<T> x, Index p) { return PadLast<T>::forward(x, p); }
+template <class T> Var<T> tanh(Var<T> x) { return Unary_tanh<T>::forward(x); }
+template <class T> Var<T> relu(Var<T> x) { return Unary_relu<T>::forward(x); }
+template <class T> Var<T> softplus(Var<T> x) { return Unary_softplus<T>::forward(x); }
+template <class T> Var<T> sigmoid(Var<T> x) { return Unary_sigmoid<T>::forward(x); }
+template <class T> Var<T> exp(Var<T> x) { return Unary_exp<T>::forward(x); }
+template <class T> Var<T> log(Var<T> x) { return Unary_log<T>::forward(x); }
+template <class T> Var<T> square(Var<T> x) { return Unary_square<T>::forward(x); }
+template <class T> Var<T> sqrt(Var<T> x) { return Unary_sqrt<T>::forward(x); }
+template <class T> Var<T> mse(Var<T> p, Var<T> t) { return Mse<T>::forward(p, t); }
+template <class T> Var<T> softmax_cross_entropy(Var<T> z, std::span<const int> l) { return SoftmaxCrossEntropy<T>::forward(z, l); }
+
+template <class T>
+Var<T> detach(Var<T> x) {
+  return tape_of("detach", x).make_view(x.data(), x.shape());
+}
+
+#define ANODE_INSTANTIATE(T)                                                         \
+  template Var<T> add(Var<T>, Var<T>);                                               \
+  template Var<T> sub(Var<T>, Var<T>);                                               \
+  template Var<T> mul(Var<T>, Var<T>);                                               \
+  template Var<T> div(Var<T>, Var<T>);                                               \
+  template Var<T> neg(Var<T>);                                                       \
+  template Var<T> scale(Var<T>, T);                                                  \
+  template Var<T> add_scalar(Var<T>, T);                                             \
+  template Var<T> lincomb(std::span<const Var<T>>, std::span<const T>);              \
+  template Var<T> matmul(Var<T>, Var<T>, bool, bool);                                \
+  template Var<T> linear(Var<T>, Var<T>, Var<T>);                                    \
+  template Var<T> sum(Var<T>);                                                       \
+  template Var<T> mean(Var<T>);                                                      \
+  template Var<T> sum(Var<T>, int);                                                  \
+  template Var<T> mean(Var<T>, int);                                                 \
+  template Var<T> reshape(Var<T>, const Shape&);                                     \
+  template Var<T> slice_last(Var<T>, Index, Index);                                  \
+  template Var<T> concat_last(std::span<const Var<T>>);                              \
+  template Var<T> pad_last(Var<T>, Index);                                           \
+  template Var<T> detach(Var<T>);                                                    \
+  template Var<T> tanh(Var<T>);                                                      \
+  template Var<T> relu(Var<T>);                                                      \
+  template Var<T> softplus(Var<T>);                                                  \
+  template Var<T> sigmoid(Var<T>);                                                   \
+  template Var<T> exp(Var<T>);                                                       \
+  template Var<T> log(Var<T>);                                                       \
+  template Var<T> square(Var<T>);                                                    \
+  template Var<T> sqrt(Var<T>);                                                      \
+  template Var<T> mse(Var<T>, Var<T>);                                               \
+  template Var<T> softmax_cross_entropy(Var<T>, std::span<const int>);
+ANODE_INSTANTIATE(float)
+ANODE_INSTANTIATE(double)
+#undef ANODE_INSTANTIATE
+
+}  // namespace anode

@@ -1,0 +1,207 @@
+#include "autodiff/tape.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "autodiff/errors.h"
+
+namespace anode {
+
+template <class T>
+T Var<T>::item() const {
+  if (size() != 1) {
+    throw ShapeError("Var::item: expected one element, got shape " + shape().str());
+  }
+  return data()[0];
+}
+
+template <class T>
+Tape<T>& current_tape() {
+  Tape<T>* t = detail::t_current_tape<T>;
+  if (t == nullptr) throw ValueError("current_tape: no tape is current on this thread (use TapeGuard)");
+  return *t;
+}
+
+template <class T>
+Tape<T>::Tape(std::size_t arena_bytes) : arena_(arena_bytes) {
+  slots_.reserve(1024);
+  nodes_.reserve(1024);
+  inputs_.reserve(2048);
+}
+
+template <class T>
+std::int32_t Tape<T>::push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad) {
+  slots_.push_back(Slot<T>{value, adj, shape, requires_grad});
+  return static_cast<std::int32_t>(slots_.size() - 1);
+}
+
+template <class T>
+Var<T> Tape<T>::constant(TensorView<const T> x) {
+  return Var<T>(this, push_slot(x.data, nullptr, x.shape, false));
+}
+
+template <class T>
+Var<T> Tape<T>::constant_copy(TensorView<const T> x) {
+  T* data = arena_.allocate_array<T>(x.size());
+  std::copy(x.data, x.data + x.size(), data);
+  return Var<T>(this, push_slot(data, nullptr, x.shape, false));
+}
+
+template <class T>
+Var<T> Tape<T>::scalar(T value) {
+  T* data = arena_.allocate_array<T>(1);
+  data[0] = value;
+  return Var<T>(this, push_slot(data, nullptr, Shape{}, false));
+}
+
+template <class T>
+Var<T> Tape<T>::input(TensorView<const T> x) {
+  return Var<T>(this, push_slot(x.data, nullptr, x.shape, true));
+}
+
+template <class T>
+Var<T> Tape<T>::param(Parameter<T>& p) {
+  if (param_log_ != nullptr) {
+    std::int32_t id = push_slot(p.value().data(), nullptr, p.shape(), true);
+    param_log_->entries.push_back({&p, id});
+    return Var<T>(this, id);
+  }
+  return Var<T>(this, push_slot(p.value().data(), p.grad().data(), p.shape(), true));
+}
+
+template <class T>
+std::pair<Var<T>, T*> Tape<T>::make_output(const Shape& shape) {
+  T* data = arena_.allocate_array<T>(shape.numel());
+  return {Var<T>(this, push_slot(data, nullptr, shape, false)), data};
+}
+
+template <class T>
+bool Tape<T>::will_record(std::span<const Var<T>> inputs) const {
+  if (!recording_) return false;
+  for (const Var<T>& v : inputs) {
+    if (slots_[v.id()].requires_grad) return true;
+  }
+  return false;
+}
+
+template <class T>
+void Tape<T>::record(Var<T> out, std::initializer_list<Var<T>> inputs, Node<T> node) {
+  record(out, std::span<const Var<T>>(inputs.begin(), inputs.size()), node);
+}
+
+template <class T>
+void Tape<T>::record(Var<T> out, std::span<const Var<T>> inputs, Node<T> node) {
+  if (!will_record(inputs)) return;
+  node.out = out.id();
+  node.in_begin = static_cast<std::int32_t>(inputs_.size());
+  node.in_count = static_cast<std::int32_t>(inputs.size());
+  for (const Var<T>& v : inputs) inputs_.push_back(v.id());
+  nodes_.push_back(node);
+  slots_[out.id()].requires_grad = true;
+}
+
+template <class T>
+void Tape<T>::backward(Var<T> y) {
+  if (y.size() != 1) {
+    throw ShapeError("Tape::backward: the output must have one element (got shape " +
+                     y.shape().str() + "); pass a cotangent for other shapes");
+  }
+  T one = 1;
+  backward(y, TensorView<const T>{&one, y.shape()});
+}
+
+template <class T>
+void Tape<T>::backward(Var<T> y, TensorView<const T> cotangent) {
+  if (&y.tape() != this) {
+    throw ValueError("Tape::backward: the Var belongs to another tape");
+  }
+  if (cotangent.size() != y.size()) {
+    throw ShapeError("Tape::backward: cotangent of shape " + cotangent.shape.str() +
+                     " does not match output of shape " + y.shape().str());
+  }
+  Slot<T>& s = slots_[y.id()];
+  if (!s.requires_grad || y.id() < floor_) return;  // nothing to differentiate
+  if (s.adj == nullptr) {
+    s.adj = arena_.allocate_array<T>(y.size());
+    std::memset(s.adj, 0, sizeof(T) * y.size());
+  }
+  for (Index i = 0; i < y.size(); ++i) s.adj[i] += cotangent.data[i];
+  run_backward();
+}
+
+template <class T>
+void Tape<T>::run_backward() {
+  // One loop from the last node to the first of the current scope. A node's
+  // backward may itself open a Scope on this tape (custom ops: the adjoint
+  // method's nested VJPs), which pushes and then pops nodes above index i;
+  // so copy the node and index by position.
+  for (std::size_t i = nodes_.size(); i-- > node_floor_;) {
+    const Node<T> node = nodes_[i];
+    if (slots_[node.out].adj == nullptr) continue;  // no gradient reached it
+    // Give every input that needs one a zeroed adjoint now, before the rule
+    // runs: rules only accumulate, and a rule that opens a Scope must not
+    // allocate outer adjoints inside it.
+    for (std::int32_t k = 0; k < node.in_count; ++k) {
+      std::int32_t id = inputs_[node.in_begin + k];
+      Slot<T>& in = slots_[id];
+      if (in.requires_grad && id >= floor_ && in.adj == nullptr) {
+        in.adj = arena_.allocate_array<T>(in.shape.numel());
+        std::memset(in.adj, 0, sizeof(T) * in.shape.numel());
+      }
+    }
+    node.backward(*this, node);
+  }
+}
+
+template <class T>
+TensorView<const T> Tape<T>::grad(Var<T> v) {
+  Slot<T>& s = slots_[v.id()];
+  if (s.adj == nullptr) {
+    s.adj = arena_.allocate_array<T>(s.shape.numel());
+    std::memset(s.adj, 0, sizeof(T) * s.shape.numel());
+  }
+  return {s.adj, s.shape};
+}
+
+template <class T>
+void Tape<T>::clear() {
+  slots_.clear();
+  nodes_.clear();
+  inputs_.clear();
+  arena_.clear();
+  floor_ = 0;
+  node_floor_ = 0;
+}
+
+template <class T>
+Tape<T>::Scope::Scope(Tape& t)
+    : tape_(t),
+      slots_(t.slots_.size()),
+      nodes_(t.nodes_.size()),
+      inputs_(t.inputs_.size()),
+      floor_(t.floor_),
+      node_floor_(t.node_floor_),
+      mark_(t.arena_.mark()) {
+  t.floor_ = static_cast<std::int32_t>(slots_);
+  t.node_floor_ = nodes_;
+}
+
+template <class T>
+Tape<T>::Scope::~Scope() {
+  tape_.slots_.resize(slots_);
+  tape_.nodes_.resize(nodes_);
+  tape_.inputs_.resize(inputs_);
+  tape_.arena_.rewind(mark_);
+  tape_.floor_ = floor_;
+  tape_.node_floor_ = node_floor_;
+}
+
+template class Var<float>;
+template class Var<double>;
+template class Tape<float>;
+template class Tape<double>;
+template Tape<float>& current_tape<float>();
+template Tape<double>& current_tape<double>();
+
+}  // namespace anode

@@ -1,0 +1,278 @@
+#ifndef ANODE_AUTODIFF_TAPE_H_
+#define ANODE_AUTODIFF_TAPE_H_
+
+// The tape: an index-based Wengert list. Every op appends one slot (its
+// output value, in the tape's arena) and, when a gradient can flow through
+// it, one node (its backward rule and the slots it read). Creation order is a
+// topological order, so the reverse pass is a single loop from the last node
+// to the first: no recursion, no sorting, no reference counts.
+//
+//   Tape<float> tape;
+//   Var<float> x = tape.constant(batch);      // data: no gradient
+//   Var<float> w = tape.param(weight);        // leaf: gradient -> weight.grad()
+//   Var<float> loss = mean(square(matmul(x, w)));
+//   tape.backward(loss);                      // weight.grad() += dloss/dweight
+//   tape.clear();                             // keeps all capacity
+//
+// Tapes are explicit objects; several may exist at once (one per thread).
+// Scopes rewind a tape to a mark (nested evaluations, solver steps); a
+// NoGradGuard makes ops compute values without recording nodes.
+
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "autodiff/arena.h"
+#include "autodiff/parameter.h"
+#include "autodiff/tensor.h"
+
+namespace anode {
+
+template <class T>
+class Tape;
+
+/// A handle to a value recorded on a tape: the tape and a slot index. Cheap
+/// to copy. Valid until the tape is cleared or rewound past it.
+template <class T>
+class Var {
+ public:
+  Var() = default;
+  Var(Tape<T>* tape, std::int32_t id) : tape_(tape), id_(id) {}
+
+  bool valid() const { return tape_ != nullptr; }
+  Tape<T>& tape() const { return *tape_; }
+  std::int32_t id() const { return id_; }
+
+  const Shape& shape() const;
+  Index size() const { return shape().numel(); }
+  const T* data() const;
+  TensorView<const T> value() const { return {data(), shape()}; }
+  /// The single value of a one-element Var (ShapeError otherwise).
+  T item() const;
+  /// A copy of the value.
+  Tensor<T> to_tensor() const { return Tensor<T>::from_view(value()); }
+  /// True if a gradient can flow back from this value to some leaf.
+  bool requires_grad() const;
+
+ private:
+  Tape<T>* tape_ = nullptr;
+  std::int32_t id_ = -1;
+};
+
+/// One value on the tape. `adj` is the adjoint (d output / d value): null
+/// until the reverse pass reaches it, or a parameter's gradient buffer.
+template <class T>
+struct Slot {
+  const T* value;
+  T* adj;
+  Shape shape;
+  bool requires_grad;
+};
+
+/// One recorded operation: its backward rule and where its inputs are.
+template <class T>
+struct Node {
+  /// Adds d(out)/d(inputs)^T * adj(out) into the inputs' adjoints. Inputs
+  /// that need no gradient have a null adjoint (Tape::adj returns nullptr).
+  using Backward = void (*)(Tape<T>& tape, const Node& node);
+
+  Backward backward;
+  const char* name;
+  std::int32_t out;       // output slot
+  std::int32_t in_begin;  // first input in Tape's input list
+  std::int32_t in_count;
+  double attr[2];         // op scalars (scale factors, sizes)
+  Index iattr[3];         // op integers (axes, offsets)
+  void* saved;            // arena data the forward saved, or a custom op's context
+  void* aux;              // a second saved pointer
+};
+
+static_assert(std::is_trivially_destructible_v<Slot<float>>);
+static_assert(std::is_trivially_destructible_v<Node<float>>);
+
+/// Parameter leaves made while a ParamLog is installed get their own adjoint
+/// buffer (instead of accumulating into Parameter::grad) and are listed here,
+/// so a caller can collect d/d(theta) of a nested computation separately (the
+/// adjoint method's a_theta). The caller owns it and reuses it.
+template <class T>
+struct ParamLog {
+  struct Entry {
+    Parameter<T>* param;
+    std::int32_t slot;
+  };
+  std::vector<Entry> entries;
+};
+
+template <class T>
+class Tape {
+ public:
+  explicit Tape(std::size_t arena_bytes = std::size_t(1) << 20);
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  // ---- Leaves ----------------------------------------------------------
+  /// Data with no gradient. References x without copying: x must stay alive
+  /// and unchanged while the tape uses it.
+  Var<T> constant(TensorView<const T> x);
+  /// Data with no gradient, copied into the arena.
+  Var<T> constant_copy(TensorView<const T> x);
+  /// A rank-0 constant.
+  Var<T> scalar(T value);
+  /// A leaf whose gradient is read with grad() after backward(). References x.
+  Var<T> input(TensorView<const T> x);
+  /// A leaf whose gradient accumulates into p.grad() (or, with a ParamLog
+  /// installed, into a buffer of its own listed in the log).
+  Var<T> param(Parameter<T>& p);
+
+  // ---- Reverse pass ------------------------------------------------------
+  /// Seeds d y / d y = 1 (y must have one element) and runs the reverse pass
+  /// over every node recorded since the innermost open Scope (or the start).
+  void backward(Var<T> y);
+  /// Seeds adj(y) = cotangent (same number of elements as y).
+  void backward(Var<T> y, TensorView<const T> cotangent);
+  /// The adjoint of v after backward(): zeros if no gradient reached it.
+  TensorView<const T> grad(Var<T> v);
+
+  /// Forgets every slot and node; keeps all capacity (no allocation in steady state).
+  void clear();
+
+  // ---- Recording control -----------------------------------------------
+  /// While alive, ops compute values but record no nodes (results need no gradient).
+  class NoGradGuard {
+   public:
+    explicit NoGradGuard(Tape& t) : tape_(t), was_(t.recording_) { t.recording_ = false; }
+    ~NoGradGuard() { tape_.recording_ = was_; }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+   private:
+    Tape& tape_;
+    bool was_;
+  };
+
+  /// RAII: on destruction, rewinds the tape (slots, nodes, arena) to where it
+  /// was at construction. Vars made inside die with it. backward() inside a
+  /// scope only walks the scope's nodes and treats older slots as constants.
+  class Scope {
+   public:
+    explicit Scope(Tape& t);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Tape& tape_;
+    std::size_t slots_, nodes_, inputs_;
+    std::int32_t floor_;
+    std::size_t node_floor_;
+    Arena::Mark mark_;
+  };
+
+  /// Installs (or with nullptr removes) a ParamLog for param() leaves.
+  void set_param_log(ParamLog<T>* log) { param_log_ = log; }
+
+  bool recording() const { return recording_; }
+  std::size_t num_slots() const { return slots_.size(); }
+  std::size_t num_nodes() const { return nodes_.size(); }
+  Arena& arena() { return arena_; }
+  const Arena& arena() const { return arena_; }
+
+  // ---- For op implementations (ops.cc, custom ops) -----------------------
+  /// A new slot with uninitialized arena storage for `shape`; returns the Var
+  /// and the buffer to fill. Call record() after filling it.
+  std::pair<Var<T>, T*> make_output(const Shape& shape);
+  /// A new slot whose value is existing memory (reshape, detach): no copy.
+  Var<T> make_view(const T* data, const Shape& shape) {
+    return Var<T>(this, push_slot(data, nullptr, shape, false));
+  }
+  /// Records `node` for output `out` reading `inputs`, if recording and some
+  /// input requires a gradient; marks `out` accordingly. Node::out, in_begin
+  /// and in_count are filled in here.
+  void record(Var<T> out, std::initializer_list<Var<T>> inputs, Node<T> node);
+  void record(Var<T> out, std::span<const Var<T>> inputs, Node<T> node);
+  /// True if a node would be recorded for these inputs.
+  bool will_record(std::span<const Var<T>> inputs) const;
+
+  const Slot<T>& slot(std::int32_t id) const { return slots_[id]; }
+  /// The i-th input slot of a node.
+  std::int32_t input(const Node<T>& n, int i) const { return inputs_[n.in_begin + i]; }
+  /// The value of the i-th input of a node.
+  const T* in_value(const Node<T>& n, int i) const { return slots_[input(n, i)].value; }
+  const Shape& in_shape(const Node<T>& n, int i) const { return slots_[input(n, i)].shape; }
+  /// The adjoint buffer of the i-th input, or nullptr if it needs no gradient.
+  T* in_adj(const Node<T>& n, int i) const { return adj_or_null(input(n, i)); }
+  /// The adjoint of a node's output.
+  const T* out_adj(const Node<T>& n) const { return slots_[n.out].adj; }
+  /// Uninitialized scratch memory valid until clear() or the enclosing Scope ends.
+  template <class U = T>
+  U* scratch(std::size_t n) {
+    return arena_.allocate_array<U>(n);
+  }
+
+ private:
+  std::int32_t push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad);
+  T* adj_or_null(std::int32_t id) const {
+    return (id >= floor_ && slots_[id].requires_grad) ? slots_[id].adj : nullptr;
+  }
+  void run_backward();
+
+  Arena arena_;
+  std::vector<Slot<T>> slots_;
+  std::vector<Node<T>> nodes_;
+  std::vector<std::int32_t> inputs_;
+  std::int32_t floor_ = 0;        // slots below this are constants to backward()
+  std::size_t node_floor_ = 0;    // backward() walks nodes from here up
+  bool recording_ = true;
+  ParamLog<T>* param_log_ = nullptr;
+};
+
+extern template class Tape<float>;
+extern template class Tape<double>;
+
+// ---- Thread-local current tape -------------------------------------------
+
+namespace detail {
+template <class T>
+inline thread_local Tape<T>* t_current_tape = nullptr;
+}  // namespace detail
+
+/// The tape made current on this thread by a TapeGuard (ValueError if none).
+template <class T>
+Tape<T>& current_tape();
+
+/// RAII: makes `tape` this thread's current tape; restores the previous one.
+template <class T>
+class TapeGuard {
+ public:
+  explicit TapeGuard(Tape<T>& tape) : previous_(detail::t_current_tape<T>) {
+    detail::t_current_tape<T> = &tape;
+  }
+  ~TapeGuard() { detail::t_current_tape<T> = previous_; }
+  TapeGuard(const TapeGuard&) = delete;
+  TapeGuard& operator=(const TapeGuard&) = delete;
+
+ private:
+  Tape<T>* previous_;
+};
+
+// ---- Var inline members ----------------------------------------------------
+
+template <class T>
+const Shape& Var<T>::shape() const {
+  return tape_->slot(id_).shape;
+}
+
+template <class T>
+const T* Var<T>::data() const {
+  return tape_->slot(id_).value;
+}
+
+template <class T>
+bool Var<T>::requires_grad() const {
+  return tape_->slot(id_).requires_grad;
+}
+
+}  // namespace anode
+
+#endif  // ANODE_AUTODIFF_TAPE_H_
