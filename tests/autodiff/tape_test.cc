@@ -1,0 +1,193 @@
+#include "autodiff/tape.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "autodiff/functional.h"
+#include "autodiff/ops.h"
+
+namespace anode {
+namespace {
+
+TEST(Tape, ParameterGradientsAccumulateAcrossBackwardPasses) {
+  Parameter<double> w("w", Tensor<double>(Shape{2}, {3.0, -1.0}));
+  Tensor<double> x(Shape{2}, {2.0, 5.0});
+  for (int pass = 1; pass <= 2; ++pass) {
+    Tape<double> tape;
+    Var<double> y = sum(mul(tape.param(w), tape.constant(x.view())));  // y = w . x
+    EXPECT_DOUBLE_EQ(y.item(), 1.0);
+    tape.backward(y);
+    EXPECT_DOUBLE_EQ(w.grad()[0], 2.0 * pass);
+    EXPECT_DOUBLE_EQ(w.grad()[1], 5.0 * pass);
+  }
+  w.zero_grad();
+  EXPECT_EQ(w.grad()[0], 0.0);
+}
+
+TEST(Tape, ConstantsRecordNoNodes) {
+  Tape<float> tape;
+  Tensor<float> x(Shape{3}, 1.0f);
+  Var<float> y = tanh(add(tape.constant(x.view()), tape.constant(x.view())));
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_EQ(tape.num_nodes(), 0u);
+  EXPECT_NEAR(y.data()[0], std::tanh(2.0f), 1e-6);
+}
+
+TEST(Tape, InputGradientAndReuseOfAVar) {
+  Tape<double> tape;
+  Tensor<double> x(Shape{}, {1.5});
+  Var<double> v = tape.input(x.view());
+  Var<double> y = add(mul(v, v), v);  // y = v^2 + v, dy/dv = 2v + 1
+  tape.backward(y);
+  EXPECT_DOUBLE_EQ(tape.grad(v)[0], 4.0);
+}
+
+TEST(Tape, UnreachedLeafHasZeroGradient) {
+  Tape<double> tape;
+  Tensor<double> x(Shape{2}, {1, 2});
+  Var<double> a = tape.input(x.view());
+  Var<double> b = tape.input(x.view());
+  tape.backward(sum(a));
+  EXPECT_EQ(tape.grad(b)[0], 0.0);
+  EXPECT_EQ(tape.grad(a)[1], 1.0);
+}
+
+TEST(Tape, NoGradGuardComputesValuesWithoutNodes) {
+  Tape<double> tape;
+  Parameter<double> w("w", Tensor<double>(Shape{1}, {2.0}));
+  {
+    Tape<double>::NoGradGuard guard(tape);
+    Var<double> y = square(tape.param(w));
+    EXPECT_DOUBLE_EQ(y.data()[0], 4.0);
+    EXPECT_FALSE(y.requires_grad());
+  }
+  EXPECT_EQ(tape.num_nodes(), 0u);
+  EXPECT_TRUE(tape.recording());
+}
+
+TEST(Tape, ScopeRewindsSlotsNodesAndArena) {
+  Tape<double> tape;
+  Tensor<double> x(Shape{100}, 1.0);
+  Var<double> a = tape.input(x.view());
+  Var<double> b = tanh(a);
+  std::size_t slots = tape.num_slots(), nodes = tape.num_nodes();
+  std::size_t bytes = tape.arena().bytes_used();
+  {
+    Tape<double>::Scope scope(tape);
+    for (int i = 0; i < 50; ++i) b = tanh(b);
+    EXPECT_GT(tape.num_nodes(), nodes);
+  }
+  EXPECT_EQ(tape.num_slots(), slots);
+  EXPECT_EQ(tape.num_nodes(), nodes);
+  EXPECT_EQ(tape.arena().bytes_used(), bytes);
+}
+
+TEST(Tape, BackwardInsideScopeTreatsOuterValuesAsConstants) {
+  Tape<double> tape;
+  Tensor<double> x(Shape{}, {0.5});
+  Var<double> outer = tape.input(x.view());
+  Var<double> y = square(outer);  // recorded outside the scope
+  {
+    Tape<double>::Scope scope(tape);
+    Var<double> inner = tape.input(y.value());
+    Var<double> z = add(mul(inner, y), inner);  // z = inner*y + inner; y is outer
+    tape.backward(z);
+    EXPECT_DOUBLE_EQ(tape.grad(inner)[0], 0.25 + 1.0);
+  }
+  // The outer value got no gradient from the nested pass.
+  tape.backward(y);
+  EXPECT_DOUBLE_EQ(tape.grad(outer)[0], 1.0);
+}
+
+TEST(Tape, ParamLogCollectsParameterGradientsSeparately) {
+  Parameter<double> w("w", Tensor<double>(Shape{1}, {3.0}));
+  Tape<double> tape;
+  ParamLog<double> log;
+  tape.set_param_log(&log);
+  Var<double> y = square(tape.param(w));
+  tape.set_param_log(nullptr);
+  tape.backward(y);
+  ASSERT_EQ(log.entries.size(), 1u);
+  EXPECT_EQ(log.entries[0].param, &w);
+  EXPECT_DOUBLE_EQ(tape.slot(log.entries[0].slot).adj[0], 6.0);
+  EXPECT_EQ(w.grad()[0], 0.0);  // not accumulated into the parameter
+}
+
+TEST(Tape, LongChainNeedsNoRecursion) {
+  // 200,000 nodes: a recursive reverse pass would overflow the stack.
+  Tape<double> tape;
+  Tensor<double> x(Shape{}, {0.1});
+  Var<double> v = tape.input(x.view());
+  Var<double> y = v;
+  for (int i = 0; i < 200000; ++i) y = scale(y, 1.0);
+  tape.backward(y);
+  EXPECT_DOUBLE_EQ(tape.grad(v)[0], 1.0);
+}
+
+TEST(Tape, ClearKeepsCapacityAndForgetsEverything) {
+  Tape<float> tape;
+  Tensor<float> x(Shape{1000}, 1.0f);
+  for (int round = 0; round < 3; ++round) {
+    Var<float> v = tape.input(x.view());
+    for (int i = 0; i < 20; ++i) v = tanh(v);
+    tape.backward(sum(v));
+    tape.clear();
+    EXPECT_EQ(tape.num_slots(), 0u);
+    EXPECT_EQ(tape.num_nodes(), 0u);
+    EXPECT_EQ(tape.arena().bytes_used(), 0u);
+  }
+}
+
+TEST(Tape, BackwardNeedsScalarOrMatchingCotangent) {
+  Tape<float> tape;
+  Tensor<float> x(Shape{3}, 1.0f);
+  Var<float> v = tanh(tape.input(x.view()));
+  EXPECT_THROW(tape.backward(v), ShapeError);
+  Tensor<float> cot(Shape{2}, 1.0f);
+  EXPECT_THROW(tape.backward(v, cot.view()), ShapeError);
+}
+
+TEST(Tape, TwoThreadsTwoTapes) {
+  auto work = [](double scale, double* out) {
+    Tape<double> tape;
+    TapeGuard<double> guard(tape);
+    Parameter<double> w("w", Tensor<double>(Shape{4}, scale));
+    for (int i = 0; i < 2000; ++i) {
+      Tape<double>& t = current_tape<double>();
+      Var<double> y = sum(square(tanh(t.param(w))));
+      t.backward(y);
+      t.clear();
+    }
+    *out = w.grad()[0];
+  };
+  double g1 = 0, g2 = 0;
+  std::thread a(work, 0.5, &g1), b(work, -0.25, &g2);
+  a.join();
+  b.join();
+  auto expected = [](double w) { return 2000 * 2 * std::tanh(w) * (1 - std::tanh(w) * std::tanh(w)); };
+  EXPECT_NEAR(g1, expected(0.5), 1e-9);
+  EXPECT_NEAR(g2, expected(-0.25), 1e-9);
+}
+
+TEST(Tape, CurrentTapeWithoutGuardThrows) {
+  EXPECT_THROW(current_tape<float>(), ValueError);
+}
+
+TEST(Functional, VjpAndGrad) {
+  Tensor<double> a(Shape{2}, {1.0, 2.0}), b(Shape{2}, {3.0, 4.0});
+  std::vector<Tensor<double>> inputs = {a, b};
+  auto f = [](Tape<double>&, std::span<const Var<double>> x) { return mul(x[0], x[1]); };
+  Tensor<double> cot(Shape{2}, {1.0, 10.0});
+  VjpResult<double> r = vjp<double>(f, inputs, cot.view());
+  EXPECT_EQ(r.value[1], 8.0);
+  EXPECT_EQ(r.grads[0][1], 40.0);  // 10 * b[1]
+  EXPECT_EQ(r.grads[1][0], 1.0);   // 1 * a[0]
+  auto g = grad<double>([](Tape<double>&, std::span<const Var<double>> x) { return sum(square(x[0])); },
+                        std::span<const Tensor<double>>(inputs.data(), 1));
+  EXPECT_EQ(g[0][1], 4.0);
+}
+
+}  // namespace
+}  // namespace anode
