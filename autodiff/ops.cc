@@ -551,6 +551,63 @@ struct PadLast {
   }
 };
 
+template <class T>
+struct Stack {
+  static Var<T> forward(std::span<const Var<T>> xs) {
+    if (xs.empty()) throw ValueError("stack: no inputs");
+    Tape<T>& t = tape_of("stack", xs[0]);
+    const Shape& s0 = xs[0].shape();
+    if (s0.rank() >= kMaxRank) {
+      throw ShapeError("stack: inputs of rank " + std::to_string(s0.rank()) + " " + s0.str() +
+                       " would exceed rank 4");
+    }
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      tape_of("stack", xs[0], xs[i]);
+      if (xs[i].shape() != s0) {
+        throw ShapeError("stack: input " + std::to_string(i) + " has shape " + xs[i].shape().str() +
+                         ", input 0 has " + s0.str());
+      }
+    }
+    Index dims[kMaxRank] = {static_cast<Index>(xs.size())};
+    for (int i = 0; i < s0.rank(); ++i) dims[i + 1] = s0[i];
+    auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, s0.rank() + 1)));
+    const Index n = s0.numel();
+    for (std::size_t i = 0; i < xs.size(); ++i) std::memcpy(out + i * n, xs[i].data(), sizeof(T) * n);
+    t.record(y, xs, node<T>("stack", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Index n = t.in_shape(nd, 0).numel();
+    for (int i = 0; i < nd.in_count; ++i) {
+      if (T* gx = t.in_adj(nd, i)) kernels::add_to(t.out_adj(nd) + i * n, gx, n);
+    }
+  }
+};
+
+template <class T>
+struct Select {
+  // iattr[0]: the index.
+  static Var<T> forward(Var<T> x, Index i) {
+    Tape<T>& t = tape_of("select", x);
+    const Shape& s = x.shape();
+    if (s.rank() == 0 || i < 0 || i >= s[0]) {
+      throw ShapeError("select: index " + std::to_string(i) + " out of range for shape " + s.str());
+    }
+    Shape rest(std::span<const Index>(s.dims().data() + 1, s.rank() - 1));
+    Var<T> y = t.make_view(x.data() + i * rest.numel(), rest);
+    Node<T> n = node<T>("select", &backward);
+    n.iattr[0] = i;
+    t.record(y, {x}, n);
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (T* gx = t.in_adj(nd, 0)) {
+      const Index n = t.slot(nd.out).shape.numel();
+      kernels::add_to(t.out_adj(nd), gx + nd.iattr[0] * n, n);
+    }
+  }
+};
+
 // ---- Losses --------------------------------------------------------------------------------
 
 template <class T>
@@ -655,6 +712,9 @@ template <class T> Var<T> sqrt(Var<T> x) { return Unary_sqrt<T>::forward(x); }
 template <class T> Var<T> mse(Var<T> p, Var<T> t) { return Mse<T>::forward(p, t); }
 template <class T> Var<T> softmax_cross_entropy(Var<T> z, std::span<const int> l) { return SoftmaxCrossEntropy<T>::forward(z, l); }
 
+template <class T> Var<T> stack(std::span<const Var<T>> xs) { return Stack<T>::forward(xs); }
+template <class T> Var<T> select(Var<T> x, Index i) { return Select<T>::forward(x, i); }
+
 template <class T>
 Var<T> detach(Var<T> x) {
   return tape_of("detach", x).make_view(x.data(), x.shape());
@@ -680,6 +740,8 @@ Var<T> detach(Var<T> x) {
   template Var<T> concat_last(std::span<const Var<T>>);                              \
   template Var<T> pad_last(Var<T>, Index);                                           \
   template Var<T> detach(Var<T>);                                                    \
+  template Var<T> stack(std::span<const Var<T>>);                                    \
+  template Var<T> select(Var<T>, Index);                                             \
   template Var<T> tanh(Var<T>);                                                      \
   template Var<T> relu(Var<T>);                                                      \
   template Var<T> softplus(Var<T>);                                                  \

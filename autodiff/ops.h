@@ -62,6 +62,12 @@ template <class T> Var<T> slice_last(Var<T> x, Index begin, Index len);
 template <class T> Var<T> concat_last(std::span<const Var<T>> xs);
 /// Appends p zeros to the last axis (ANODE's augmentation). d/dx drops them.
 template <class T> Var<T> pad_last(Var<T> x, Index p);
+/// Stacks equally shaped tensors (rank <= 3) along a new first axis:
+/// [n, ...shape]. d/dxs[i] = g[i].
+template <class T> Var<T> stack(std::span<const Var<T>> xs);
+/// x[i] along the first axis (the rank drops by one). No copy.
+/// d/dx = g placed at index i, zeros elsewhere.
+template <class T> Var<T> select(Var<T> x, Index i);
 /// The value without its gradient: a constant that aliases x's data.
 template <class T> Var<T> detach(Var<T> x);
 

@@ -113,21 +113,36 @@ void Tape<T>::backward(Var<T> y) {
 
 template <class T>
 void Tape<T>::backward(Var<T> y, TensorView<const T> cotangent) {
-  if (&y.tape() != this) {
-    throw ValueError("Tape::backward: the Var belongs to another tape");
+  backward(std::span<const Var<T>>(&y, 1), std::span<const TensorView<const T>>(&cotangent, 1));
+}
+
+template <class T>
+void Tape<T>::backward(std::span<const Var<T>> ys, std::span<const TensorView<const T>> cotangents) {
+  if (ys.size() != cotangents.size()) {
+    throw ValueError("Tape::backward: " + std::to_string(ys.size()) + " outputs but " +
+                     std::to_string(cotangents.size()) + " cotangents");
   }
-  if (cotangent.size() != y.size()) {
-    throw ShapeError("Tape::backward: cotangent of shape " + cotangent.shape.str() +
-                     " does not match output of shape " + y.shape().str());
+  bool any = false;
+  for (std::size_t k = 0; k < ys.size(); ++k) {
+    const Var<T>& y = ys[k];
+    const TensorView<const T>& cot = cotangents[k];
+    if (!y.valid() || &y.tape() != this) {
+      throw ValueError("Tape::backward: the Var belongs to another tape");
+    }
+    if (cot.size() != y.size()) {
+      throw ShapeError("Tape::backward: cotangent of shape " + cot.shape.str() +
+                       " does not match output of shape " + y.shape().str());
+    }
+    Slot<T>& s = slots_[y.id()];
+    if (!s.requires_grad || y.id() < floor_) continue;  // nothing to differentiate
+    if (s.adj == nullptr) {
+      s.adj = arena_.allocate_array<T>(y.size());
+      std::memset(s.adj, 0, sizeof(T) * y.size());
+    }
+    for (Index i = 0; i < y.size(); ++i) s.adj[i] += cot.data[i];
+    any = true;
   }
-  Slot<T>& s = slots_[y.id()];
-  if (!s.requires_grad || y.id() < floor_) return;  // nothing to differentiate
-  if (s.adj == nullptr) {
-    s.adj = arena_.allocate_array<T>(y.size());
-    std::memset(s.adj, 0, sizeof(T) * y.size());
-  }
-  for (Index i = 0; i < y.size(); ++i) s.adj[i] += cotangent.data[i];
-  run_backward();
+  if (any) run_backward();
 }
 
 template <class T>
@@ -189,10 +204,12 @@ Tape<T>::Scope::Scope(Tape& t)
 
 template <class T>
 Tape<T>::Scope::~Scope() {
-  tape_.slots_.resize(slots_);
-  tape_.nodes_.resize(nodes_);
-  tape_.inputs_.resize(inputs_);
-  tape_.arena_.rewind(mark_);
+  if (!committed_) {
+    tape_.slots_.resize(slots_);
+    tape_.nodes_.resize(nodes_);
+    tape_.inputs_.resize(inputs_);
+    tape_.arena_.rewind(mark_);
+  }
   tape_.floor_ = floor_;
   tape_.node_floor_ = node_floor_;
 }

@@ -131,6 +131,9 @@ class Tape {
   void backward(Var<T> y);
   /// Seeds adj(y) = cotangent (same number of elements as y).
   void backward(Var<T> y, TensorView<const T> cotangent);
+  /// Seeds several outputs at once (adj(ys[i]) += cotangents[i]), then runs
+  /// one reverse pass.
+  void backward(std::span<const Var<T>> ys, std::span<const TensorView<const T>> cotangents);
   /// The adjoint of v after backward(): zeros if no gradient reached it.
   TensorView<const T> grad(Var<T> v);
 
@@ -138,17 +141,23 @@ class Tape {
   void clear();
 
   // ---- Recording control -----------------------------------------------
-  /// While alive, ops compute values but record no nodes (results need no gradient).
-  class NoGradGuard {
+  /// While alive, recording is switched on or off; restores it after.
+  class RecordingGuard {
    public:
-    explicit NoGradGuard(Tape& t) : tape_(t), was_(t.recording_) { t.recording_ = false; }
-    ~NoGradGuard() { tape_.recording_ = was_; }
-    NoGradGuard(const NoGradGuard&) = delete;
-    NoGradGuard& operator=(const NoGradGuard&) = delete;
+    RecordingGuard(Tape& t, bool on) : tape_(t), was_(t.recording_) { t.recording_ = on; }
+    ~RecordingGuard() { tape_.recording_ = was_; }
+    RecordingGuard(const RecordingGuard&) = delete;
+    RecordingGuard& operator=(const RecordingGuard&) = delete;
 
    private:
     Tape& tape_;
     bool was_;
+  };
+
+  /// While alive, ops compute values but record no nodes (results need no gradient).
+  class NoGradGuard : public RecordingGuard {
+   public:
+    explicit NoGradGuard(Tape& t) : RecordingGuard(t, false) {}
   };
 
   /// RAII: on destruction, rewinds the tape (slots, nodes, arena) to where it
@@ -160,8 +169,12 @@ class Tape {
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
+    /// Keeps everything recorded inside: the destructor then only restores
+    /// backward()'s floor (an accepted solver step stays on the tape).
+    void commit() { committed_ = true; }
 
    private:
+    bool committed_ = false;
     Tape& tape_;
     std::size_t slots_, nodes_, inputs_;
     std::int32_t floor_;
@@ -171,6 +184,7 @@ class Tape {
 
   /// Installs (or with nullptr removes) a ParamLog for param() leaves.
   void set_param_log(ParamLog<T>* log) { param_log_ = log; }
+  ParamLog<T>* param_log() const { return param_log_; }
 
   bool recording() const { return recording_; }
   std::size_t num_slots() const { return slots_.size(); }

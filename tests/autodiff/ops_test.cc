@@ -118,6 +118,12 @@ std::vector<OpCase> all_cases() {
   c.push_back({"pad_last", {s423}, [](Tape<double>&, std::span<const V> x) {
                  return mul(pad_last(x[0], 2), pad_last(x[0], 2));
                }});
+  c.push_back({"stack", {s23, s23, s23}, [](Tape<double>&, std::span<const V> x) {
+                 return mul(stack<double>(x), stack<double>(x));
+               }});
+  c.push_back({"select", {s423}, [](Tape<double>&, std::span<const V> x) {
+                 return add(square(select(x[0], 1)), select(x[0], 3));
+               }});
   c.push_back({"mse", {s23, s23}, [](Tape<double>&, std::span<const V> x) { return mse(x[0], x[1]); }});
   c.push_back({"softmax_cross_entropy", {Shape{3, 4}}, [](Tape<double>&, std::span<const V> x) {
                  return softmax_cross_entropy<double>(x[0], kLabels3);
@@ -268,6 +274,9 @@ TEST(OpsErrors, ShapeOps) {
   Var<float> parts[] = {t.constant(x), t.constant(y)};
   expect_error<ShapeError>([&] { concat_last<float>(parts); }, {"concat_last", "[3, 3]", "[2, 3]"});
   expect_error<ShapeError>([&] { sum(t.constant(x), 2); }, {"axis 2", "[2, 3]"});
+  expect_error<ShapeError>([&] { select(t.constant(x), 2); }, {"select", "index 2", "[2, 3]"});
+  Var<float> mixed[] = {t.constant(x), t.constant(y)};
+  expect_error<ShapeError>([&] { stack<float>(mixed); }, {"stack", "[3, 3]", "[2, 3]"});
   float c[] = {1.0f};
   Var<float> one[] = {t.constant(x), t.constant(x)};
   expect_error<ValueError>([&] { lincomb<float>(one, c); }, {"lincomb", "2 terms", "1 coefficients"});

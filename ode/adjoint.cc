@@ -1,0 +1,245 @@
+// The adjoint method (optimize-then-discretize, Chen et al. 2018): the whole
+// solve is one tape node. Its forward solves without recording; its backward
+// integrates the augmented system
+//   dh/dt = f(t, h),  da/dt = -a^T df/dh,  da_theta/dt = -a^T df/dtheta
+// from the last output time back to the first, adding each output time's
+// cotangent to a on the way and resetting h to the forward solution there.
+// Each evaluation of the augmented right-hand side is one VJP of f taken on
+// a nested scope of the same tape. Memory does not grow with the step count.
+#include <cstring>
+#include <type_traits>
+
+#include "autodiff/kernels.h"
+#include "autodiff/ops.h"
+#include "ode/internal.h"
+
+namespace anode::ode::internal {
+namespace {
+
+const char* adjoint_name(Method m) {
+  switch (m) {
+    case Method::kEuler: return "euler adjoint";
+    case Method::kMidpoint: return "midpoint adjoint";
+    case Method::kRk4: return "rk4 adjoint";
+    case Method::kBosh3: return "bosh3 adjoint";
+    case Method::kDopri5: return "dopri5 adjoint";
+    case Method::kTsit5: return "tsit5 adjoint";
+  }
+  return "adjoint";
+}
+
+template <class T>
+struct AdjointContext {
+  Dynamics<T>* f;
+  SolverOptions options;
+  SolveStats* stats;  // the caller's, or &own
+  SolveStats own;
+  const T* times;
+  int ntimes;
+  int nparams;
+  bool end_time_input;
+  Shape state;
+};
+static_assert(std::is_trivially_destructible_v<AdjointContext<float>>);
+
+// [h, a, a_theta_0, ..., a_theta_{P-1}] with the VJP right-hand side.
+template <class T>
+class AugmentedSystem : public RkSystem<T> {
+ public:
+  AugmentedSystem(Dynamics<T>& f, bool seminorm, const char* what)
+      : f_(f), params_(f.parameters()), seminorm_(seminorm), what_(what) {}
+
+  int pieces() const override { return 2 + static_cast<int>(params_.size()); }
+  bool in_norm(int i) const override { return !(seminorm_ && i >= 2); }
+
+  void eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) override {
+    Tape<T>& tape = y[0].tape();
+    const int P = static_cast<int>(params_.size());
+    // Outputs first, so they outlive the nested scope below.
+    auto [dh, dh_buf] = tape.make_output(y[0].shape());
+    auto [da, da_buf] = tape.make_output(y[1].shape());
+    dy[0] = dh;
+    dy[1] = da;
+    T* dtheta[RkEngine<T>::kMaxPieces];
+    for (int i = 0; i < P; ++i) {
+      auto [v, buf] = tape.make_output(params_[i]->shape());
+      std::memset(buf, 0, sizeof(T) * params_[i]->size());
+      dy[2 + i] = v;
+      dtheta[i] = buf;
+    }
+    ParamLog<T>& log = scratch_param_log<T>();
+    const std::size_t base = log.entries.size();
+    {
+      typename Tape<T>::RecordingGuard record(tape, true);
+      typename Tape<T>::Scope scope(tape);
+      ParamLog<T>* outer = tape.param_log();
+      tape.set_param_log(&log);
+      Var<T> h = tape.input(y[0].value());
+      Var<T> fh;
+      try {
+        fh = f_(t, h);
+      } catch (...) {
+        tape.set_param_log(outer);
+        log.entries.resize(base);
+        throw;
+      }
+      tape.set_param_log(outer);
+      if (!fh.valid() || fh.shape() != h.shape()) {
+        log.entries.resize(base);
+        throw ShapeError(std::string(what_) + ": the dynamics returned " +
+                         (fh.valid() ? fh.shape().str() : std::string("an empty Var")) +
+                         " for a state of shape " + h.shape().str());
+      }
+      std::memcpy(dh_buf, fh.data(), sizeof(T) * fh.size());
+      tape.backward(fh, y[1].value());  // a^T df/dh and a^T df/dtheta
+      kernels::scale(tape.grad(h).data, T(-1), da_buf, h.size());
+      for (std::size_t e = base; e < log.entries.size(); ++e) {
+        const auto& entry = log.entries[e];
+        const T* adj = tape.slot(entry.slot).adj;
+        if (adj == nullptr) continue;  // the parameter did not influence f here
+        int i = param_index(params_, entry.param, what_);
+        kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
+      }
+      log.entries.resize(base);
+    }
+  }
+
+ private:
+  Dynamics<T>& f_;
+  const std::vector<Parameter<T>*>& params_;
+  bool seminorm_;
+  const char* what_;
+};
+
+template <class T>
+void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
+  auto& ctx = *static_cast<AdjointContext<T>*>(node.saved);
+  const SolverOptions& o = ctx.options;
+  const Tableau& tab = tableau(o.method);
+  const int P = ctx.nparams;
+  const int K = ctx.ntimes - 1;
+  const Index n = ctx.state.numel();
+  const T* cot = tape.out_adj(node);
+  const T* hout = tape.slot(node.out).value;  // forward outputs, [K, ...] or the state's shape
+  // Input adjoints, fetched before any nested scope (inside one, older
+  // slots read as constants).
+  T* g_h0 = tape.in_adj(node, 0);
+  T* g_t1 = ctx.end_time_input ? tape.in_adj(node, 1 + P) : nullptr;
+  T* g_theta[RkEngine<T>::kMaxPieces];
+  for (int i = 0; i < P; ++i) g_theta[i] = tape.in_adj(node, 1 + i);
+
+  Control ctl = forward_control(o);
+  if (o.adjoint_rtol > 0) ctl.rtol = o.adjoint_rtol;
+  if (o.adjoint_atol > 0) ctl.atol = o.adjoint_atol;
+  if (ctl.steps > 0) {
+    // A fixed step count over [t_0, t_K] becomes the same step size per segment.
+    ctl.step_size = std::abs(static_cast<double>(ctx.times[K] - ctx.times[0])) / ctl.steps;
+    ctl.steps = 0;
+  }
+  const char* what = adjoint_name(o.method);
+  Dynamics<T>& f = *ctx.f;
+  const std::vector<Parameter<T>*>& params = f.parameters();
+  AugmentedSystem<T> sys(f, o.adjoint_seminorm, what);
+  RkEngine<T> engine(tape, sys, tab, ctl, Keep::kFlat, what, backward_counters(*ctx.stats));
+
+  typename Tape<T>::Scope scope(tape);  // everything below is scratch
+  typename Tape<T>::NoGradGuard no_grad(tape);
+  const int pieces = 2 + P;
+  Var<T> state[RkEngine<T>::kMaxPieces];
+  state[0] = tape.constant(TensorView<const T>{hout + (K - 1) * n, ctx.state});
+  state[1] = tape.constant(TensorView<const T>{cot + (K - 1) * n, ctx.state});
+  for (int i = 0; i < P; ++i) {
+    auto [zero, buf] = tape.make_output(params[i]->shape());
+    std::memset(buf, 0, sizeof(T) * params[i]->size());
+    state[2 + i] = zero;
+  }
+
+  if (g_t1 != nullptr) {
+    // d(loss)/d(t1) = <a(t1), f(t1, h(t1))>.
+    typename Tape<T>::Scope s(tape);
+    ++ctx.stats->nfe_backward;
+    Var<T> fh = f(ctx.times[K], state[0]);
+    g_t1[0] += kernels::dot(fh.data(), state[1].data(), n);
+  }
+
+  for (int seg = K; seg >= 1; --seg) {
+    Var<T> next[RkEngine<T>::kMaxPieces];
+    engine.integrate(ctx.times[seg], ctx.times[seg - 1], std::span<const Var<T>>(state, pieces), {},
+                     [](int, std::span<const Var<T>>) {},
+                     [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(next, pieces));
+    for (int i = 0; i < pieces; ++i) state[i] = next[i];
+    if (seg >= 2) {
+      // Reached output time seg - 1: restore h from the forward solution and
+      // add that output's cotangent to a.
+      state[0] = tape.constant(TensorView<const T>{hout + (seg - 2) * n, ctx.state});
+      state[1] = add(state[1], tape.constant(TensorView<const T>{cot + (seg - 2) * n, ctx.state}));
+    }
+  }
+  if (g_h0 != nullptr) kernels::add_to(state[1].data(), g_h0, n);
+  for (int i = 0; i < P; ++i) {
+    if (g_theta[i]) kernels::add_to(state[2 + i].data(), g_theta[i], params[i]->size());
+  }
+}
+
+}  // namespace
+
+template <class T>
+Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                      const SolverOptions& o, SolveStats* stats) {
+  Tape<T>& tape = h0.tape();
+  const Tableau& tab = tableau(o.method);
+  const std::size_t K = times.size() - 1;
+  const std::vector<Parameter<T>*>& params = f.parameters();
+  if (params.size() + 2 > static_cast<std::size_t>(RkEngine<T>::kMaxPieces)) {
+    throw SolverError(std::string(adjoint_name(o.method)) + ": the dynamics has " +
+                      std::to_string(params.size()) + " parameter tensors; at most " +
+                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " are supported");
+  }
+
+  auto* ctx = arena_array<AdjointContext<T>>(tape, 1);
+  ctx->f = &f;
+  ctx->options = o;
+  ctx->stats = stats ? stats : &ctx->own;
+  ctx->stats->reset();
+  T* saved_times = tape.scratch(times.size());
+  std::copy(times.begin(), times.end(), saved_times);
+  ctx->times = saved_times;
+  ctx->ntimes = static_cast<int>(times.size());
+  ctx->nparams = static_cast<int>(params.size());
+  ctx->end_time_input = t1.valid();
+  ctx->state = h0.shape();
+
+  const Index n = h0.size();
+  auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
+  {
+    typename Tape<T>::Scope scope(tape);  // the forward solve's scratch
+    PrimalSystem<T> sys(f);
+    RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name,
+                       forward_counters(*ctx->stats));
+    Var<T> last;
+    T* dst = out;
+    engine.integrate(
+        times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
+        [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
+        [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(&last, 1));
+  }
+  // Inputs: the initial state, every parameter, and the end time if given.
+  const std::size_t nin = 1 + params.size() + (t1.valid() ? 1 : 0);
+  Var<T>* inputs = arena_array<Var<T>>(tape, nin);
+  inputs[0] = h0;
+  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
+  if (t1.valid()) inputs[nin - 1] = t1;
+  Node<T> node{};
+  node.name = "odeint_adjoint";
+  node.backward = &adjoint_backward<T>;
+  node.saved = ctx;
+  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
+  return y;
+}
+
+template Var<float> odeint_adjoint<float>(Dynamics<float>&, Var<float>, std::span<const float>,
+                                          Var<float>, const SolverOptions&, SolveStats*);
+template Var<double> odeint_adjoint<double>(Dynamics<double>&, Var<double>, std::span<const double>,
+                                            Var<double>, const SolverOptions&, SolveStats*);
+
+}  // namespace anode::ode::internal

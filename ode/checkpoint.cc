@@ -1,0 +1,203 @@
+// The checkpoint method: the forward solve (not recorded) stores the state at
+// the start of every accepted step; the backward pass walks the steps from
+// last to first, re-runs each one on a nested scope with recording on, and
+// backpropagates through it. That is exactly the gradient of the discrete
+// solution (as with backprop through the steps), with memory O(steps x
+// state) instead of O(steps x stages x state) plus the tape's nodes.
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "autodiff/kernels.h"
+#include "autodiff/ops.h"
+#include "ode/internal.h"
+
+namespace anode::ode::internal {
+namespace {
+
+template <class T>
+struct StepRecord {
+  T t, h, t_end;  // as the forward engine took the step
+  const T* y;     // state at t
+  StepRecord* prev;
+};
+
+template <class T>
+struct CheckpointContext {
+  Dynamics<T>* f;
+  SolverOptions options;
+  SolveStats* stats;
+  SolveStats own;
+  const T* times;
+  int ntimes;
+  int nparams;
+  Shape state;
+  StepRecord<T>* last;
+};
+static_assert(std::is_trivially_destructible_v<CheckpointContext<float>>);
+static_assert(std::is_trivially_destructible_v<StepRecord<float>>);
+
+const char* checkpoint_name(Method m) {
+  switch (m) {
+    case Method::kEuler: return "euler checkpoint";
+    case Method::kMidpoint: return "midpoint checkpoint";
+    case Method::kRk4: return "rk4 checkpoint";
+    case Method::kBosh3: return "bosh3 checkpoint";
+    case Method::kDopri5: return "dopri5 checkpoint";
+    case Method::kTsit5: return "tsit5 checkpoint";
+  }
+  return "checkpoint";
+}
+
+template <class T>
+void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
+  auto& ctx = *static_cast<CheckpointContext<T>*>(node.saved);
+  const Tableau& tab = tableau(ctx.options.method);
+  const char* what = checkpoint_name(ctx.options.method);
+  const int K = ctx.ntimes - 1;
+  const Index n = ctx.state.numel();
+  const T* cot = tape.out_adj(node);
+  const T eps = std::numeric_limits<T>::epsilon();
+  const T dir = ctx.times[K] > ctx.times[0] ? T(1) : T(-1);
+  Dynamics<T>& f = *ctx.f;
+  const std::vector<Parameter<T>*>& params = f.parameters();
+  // Input adjoints, fetched before any nested scope (inside one, older
+  // slots read as constants).
+  T* g_h0 = tape.in_adj(node, 0);
+  T** g_theta = tape.template scratch<T*>(params.size() + 1);
+  for (std::size_t i = 0; i < params.size(); ++i) g_theta[i] = tape.in_adj(node, 1 + static_cast<int>(i));
+  PrimalSystem<T> sys(f);
+  RkEngine<T> engine(tape, sys, tab, forward_control(ctx.options), Keep::kRecord, what,
+                     backward_counters(*ctx.stats));
+
+  // The adjoint of the state at the end of the step being processed.
+  T* a = tape.scratch(n);
+  std::memset(a, 0, sizeof(T) * n);
+  int out_i = K - 1;  // outputs are handled from the last one down
+  ParamLog<T>& log = scratch_param_log<T>();
+  const int S = tab.stages;
+  // Seeds of one step's reverse pass: the carried adjoint on the step's end
+  // state, and the cotangent of every output inside (t, t_end].
+  Var<T>* seeds = arena_array<Var<T>>(tape, K + 1);
+  auto* cots = arena_array<TensorView<const T>>(tape, K + 1);
+
+  for (StepRecord<T>* rec = ctx.last; rec != nullptr; rec = rec->prev) {
+    const std::size_t base = log.entries.size();
+    typename Tape<T>::RecordingGuard record(tape, true);
+    typename Tape<T>::Scope scope(tape);
+    ParamLog<T>* outer = tape.param_log();
+    tape.set_param_log(&log);
+    Var<T> y0 = tape.input(TensorView<const T>{rec->y, ctx.state});
+    Var<T> k[kMaxStages];
+    Var<T> y1, f1;
+    bool f1_ready = false;
+    int nseeds = 0;
+    try {
+      engine.step(rec->t, rec->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, S),
+                  std::span<Var<T>>(&y1, 1));
+      if (rec != ctx.last) {
+        seeds[nseeds] = y1;
+        cots[nseeds++] = TensorView<const T>{a, ctx.state};
+      }
+      while (out_i >= 0 && dir * (ctx.times[out_i + 1] - rec->t) > 0) {
+        const T to = ctx.times[out_i + 1];
+        Var<T> v;
+        if (std::abs(to - rec->t_end) <= 8 * eps * std::max<T>(T(1), std::abs(rec->t_end))) {
+          v = y1;
+        } else {
+          const double theta = static_cast<double>((to - rec->t) / rec->h);
+          engine.interpolate(rec->t, rec->h, theta, std::span<const Var<T>>(&y0, 1),
+                             std::span<const Var<T>>(k, S), std::span<const Var<T>>(&y1, 1),
+                             std::span<Var<T>>(&f1, 1), f1_ready, std::span<Var<T>>(&v, 1));
+        }
+        seeds[nseeds] = v;
+        cots[nseeds++] = TensorView<const T>{cot + out_i * n, ctx.state};
+        --out_i;
+      }
+    } catch (...) {
+      tape.set_param_log(outer);
+      log.entries.resize(base);
+      throw;
+    }
+    tape.set_param_log(outer);
+    tape.backward(std::span<const Var<T>>(seeds, nseeds),
+                  std::span<const TensorView<const T>>(cots, nseeds));
+    std::memcpy(a, tape.grad(y0).data, sizeof(T) * n);
+    for (std::size_t e = base; e < log.entries.size(); ++e) {
+      const auto& entry = log.entries[e];
+      const T* adj = tape.slot(entry.slot).adj;
+      if (adj == nullptr) continue;
+      int i = param_index(params, entry.param, what);
+      if (g_theta[i]) kernels::add_to(adj, g_theta[i], entry.param->size());
+    }
+    log.entries.resize(base);
+  }
+  if (g_h0) kernels::add_to(a, g_h0, n);
+}
+
+}  // namespace
+
+template <class T>
+Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                         const SolverOptions& o, SolveStats* stats) {
+  Tape<T>& tape = h0.tape();
+  const Tableau& tab = tableau(o.method);
+  const std::size_t K = times.size() - 1;
+  const std::vector<Parameter<T>*>& params = f.parameters();
+
+  auto* ctx = arena_array<CheckpointContext<T>>(tape, 1);
+  ctx->f = &f;
+  ctx->options = o;
+  ctx->stats = stats ? stats : &ctx->own;
+  ctx->stats->reset();
+  T* saved_times = tape.scratch(times.size());
+  std::copy(times.begin(), times.end(), saved_times);
+  ctx->times = saved_times;
+  ctx->ntimes = static_cast<int>(times.size());
+  ctx->nparams = static_cast<int>(params.size());
+  ctx->state = h0.shape();
+  ctx->last = nullptr;
+
+  const Index n = h0.size();
+  auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
+  {
+    // No outer scope: the step records stay in the arena for the backward
+    // pass; the engine rewinds each step's scratch itself.
+    PrimalSystem<T> sys(f);
+    RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name,
+                       forward_counters(*ctx->stats));
+    Var<T> last;
+    T* dst = out;
+    const bool record = tape.recording() && (h0.requires_grad() || !params.empty());
+    engine.integrate(
+        times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
+        [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
+        [&](T t, T h, T t_end, std::span<const T* const> ystart) {
+          if (!record) return;
+          auto* r = arena_array<StepRecord<T>>(tape, 1);
+          T* copy = tape.scratch(n);
+          std::memcpy(copy, ystart[0], sizeof(T) * n);
+          *r = StepRecord<T>{t, h, t_end, copy, ctx->last};
+          ctx->last = r;
+        },
+        std::span<Var<T>>(&last, 1));
+  }
+  const std::size_t nin = 1 + params.size();
+  Var<T>* inputs = arena_array<Var<T>>(tape, nin);
+  inputs[0] = h0;
+  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
+  Node<T> node{};
+  node.name = "odeint_checkpoint";
+  node.backward = &checkpoint_backward<T>;
+  node.saved = ctx;
+  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
+  return y;
+}
+
+template Var<float> odeint_checkpoint<float>(Dynamics<float>&, Var<float>, std::span<const float>,
+                                             const SolverOptions&, SolveStats*);
+template Var<double> odeint_checkpoint<double>(Dynamics<double>&, Var<double>,
+                                               std::span<const double>, const SolverOptions&,
+                                               SolveStats*);
+
+}  // namespace anode::ode::internal

@@ -1,0 +1,191 @@
+// odeint: validation, dispatch, and the backprop (discretize-then-optimize)
+// method. The adjoint and checkpoint methods live in adjoint.cc and
+// checkpoint.cc; all three share the engine in rk_engine.cc.
+#include "ode/solver.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "autodiff/ops.h"
+#include "ode/internal.h"
+
+namespace anode::ode {
+
+Gradient parse_gradient(std::string_view name) {
+  if (name == "backprop") return Gradient::kBackprop;
+  if (name == "adjoint") return Gradient::kAdjoint;
+  if (name == "checkpoint") return Gradient::kCheckpoint;
+  throw std::invalid_argument("unknown gradient method '" + std::string(name) +
+                              "' (known: backprop, adjoint, checkpoint)");
+}
+
+const char* gradient_name(Gradient g) {
+  switch (g) {
+    case Gradient::kBackprop: return "backprop";
+    case Gradient::kAdjoint: return "adjoint";
+    case Gradient::kCheckpoint: return "checkpoint";
+  }
+  return "?";
+}
+
+SolveStats& SolveStats::operator+=(const SolveStats& o) {
+  nfe_forward += o.nfe_forward;
+  nfe_backward += o.nfe_backward;
+  accepted += o.accepted;
+  rejected += o.rejected;
+  accepted_backward += o.accepted_backward;
+  rejected_backward += o.rejected_backward;
+  return *this;
+}
+
+namespace internal {
+
+Shape output_shape(const Shape& state, std::size_t outputs) {
+  if (outputs == 1) return state;
+  Index dims[kMaxRank] = {static_cast<Index>(outputs)};
+  for (int i = 0; i < state.rank(); ++i) dims[i + 1] = state[i];
+  return Shape(std::span<const Index>(dims, state.rank() + 1));
+}
+
+template <class T>
+void check_solve(const char* what, Var<T> h0, std::span<const T> times, const SolverOptions& o) {
+  auto fail = [&](T t, const std::string& cause) {
+    std::ostringstream m;
+    m.precision(6);
+    m << what << ": solve failed at t = " << t << ": " << cause;
+    throw SolverError(m.str());
+  };
+  const T t0 = times.empty() ? T(0) : times[0];
+  if (!h0.valid()) fail(t0, "the initial state is an empty Var");
+  if (h0.size() == 0) fail(t0, "the initial state " + h0.shape().str() + " is empty");
+  if (times.size() < 2) {
+    fail(t0, "need at least two times (start and end), got " + std::to_string(times.size()));
+  }
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (!std::isfinite(times[i])) fail(t0, "times[" + std::to_string(i) + "] is not finite");
+  }
+  const bool up = times[1] > times[0];
+  for (std::size_t i = 1; i < times.size(); ++i) {
+    if (up ? !(times[i] > times[i - 1]) : !(times[i] < times[i - 1])) {
+      std::ostringstream m;
+      m << "times must be strictly " << (up ? "increasing" : "decreasing") << ", but times[" << i
+        << "] = " << times[i] << " follows times[" << i - 1 << "] = " << times[i - 1];
+      fail(times[i - 1], m.str());
+    }
+  }
+  if (times.size() > 2 && h0.shape().rank() >= kMaxRank) {
+    fail(t0, "several output times need a state of rank <= 3, got " + h0.shape().str());
+  }
+  const Tableau& tab = tableau(o.method);
+  const bool fixed = o.steps > 0 || o.step_size > 0 || !tab.adaptive();
+  if (o.steps < 0 || o.step_size < 0 || !std::isfinite(o.step_size)) {
+    fail(t0, "steps and step_size must be >= 0");
+  }
+  if (!tab.adaptive() && o.steps == 0 && o.step_size == 0) {
+    fail(t0, "a fixed-step method needs steps > 0 or step_size > 0");
+  }
+  if (!fixed) {
+    if (!(o.rtol > 0) || !(o.atol > 0)) {
+      std::ostringstream m;
+      m << "rtol and atol must be > 0 (got rtol = " << o.rtol << ", atol = " << o.atol << ")";
+      fail(t0, m.str());
+    }
+    if (o.max_steps < 1) fail(t0, "max_steps must be >= 1, got " + std::to_string(o.max_steps));
+    if (!(o.safety > 0 && o.safety <= 1) || !(o.min_factor > 0 && o.min_factor < 1) ||
+        !(o.max_factor > 1) || o.first_step < 0 || o.min_step < 0) {
+      fail(t0, "controller settings out of range (need 0 < safety <= 1, 0 < min_factor < 1 < "
+               "max_factor, first_step >= 0, min_step >= 0)");
+    }
+  }
+  if (o.gradient == Gradient::kAdjoint && (o.adjoint_rtol < 0 || o.adjoint_atol < 0)) {
+    fail(t0, "adjoint_rtol and adjoint_atol must be >= 0 (0: use rtol and atol)");
+  }
+}
+
+template <class T>
+int param_index(const std::vector<Parameter<T>*>& params, const Parameter<T>* p, const char* what) {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (params[i] == p) return static_cast<int>(i);
+  }
+  throw SolverError(std::string(what) + ": the dynamics used parameter '" + p->name() +
+                    "', which its parameters() does not list");
+}
+
+template <class T>
+ParamLog<T>& scratch_param_log() {
+  thread_local ParamLog<T> log;
+  return log;
+}
+
+template void check_solve<float>(const char*, Var<float>, std::span<const float>, const SolverOptions&);
+template void check_solve<double>(const char*, Var<double>, std::span<const double>, const SolverOptions&);
+template int param_index<float>(const std::vector<Parameter<float>*>&, const Parameter<float>*, const char*);
+template int param_index<double>(const std::vector<Parameter<double>*>&, const Parameter<double>*, const char*);
+template ParamLog<float>& scratch_param_log<float>();
+template ParamLog<double>& scratch_param_log<double>();
+
+namespace {
+
+template <class T>
+Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& o,
+                       SolveStats* stats) {
+  Tape<T>& tape = h0.tape();
+  const Tableau& tab = tableau(o.method);
+  SolveStats local;
+  SolveStats& st = stats ? *stats : local;
+  st.reset();
+  PrimalSystem<T> sys(f);
+  RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kRecord, tab.name, forward_counters(st));
+  const std::size_t K = times.size() - 1;
+  Var<T>* outs = arena_array<Var<T>>(tape, K);
+  Var<T> last;
+  engine.integrate(
+      times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
+      [&](int i, std::span<const Var<T>> y) { outs[i] = y[0]; },
+      [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(&last, 1));
+  if (K == 1) return outs[0];
+  return stack<T>(std::span<const Var<T>>(outs, K));
+}
+
+}  // namespace
+}  // namespace internal
+
+template <class T>
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& options,
+              SolveStats* stats) {
+  const char* what = tableau(options.method).name;
+  internal::check_solve(what, h0, times, options);
+  switch (options.gradient) {
+    case Gradient::kBackprop: return internal::odeint_backprop(f, h0, times, options, stats);
+    case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kCheckpoint: return internal::odeint_checkpoint(f, h0, times, options, stats);
+  }
+  throw SolverError("odeint: unknown gradient method");
+}
+
+template <class T>
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& options,
+              SolveStats* stats) {
+  const char* what = tableau(options.method).name;
+  if (!t1.valid() || t1.size() != 1) {
+    throw SolverError(std::string(what) + ": the end time must be a one-element Var");
+  }
+  const T times[2] = {t0, t1.data()[0]};
+  internal::check_solve(what, h0, std::span<const T>(times, 2), options);
+  if (options.gradient != Gradient::kAdjoint) {
+    throw SolverError(std::string(what) + ": gradients with respect to the end time need "
+                      "gradient = adjoint (got " + gradient_name(options.gradient) + ")");
+  }
+  return internal::odeint_adjoint(f, h0, std::span<const T>(times, 2), t1, options, stats);
+}
+
+template Var<float> odeint<float>(Dynamics<float>&, Var<float>, std::span<const float>,
+                                  const SolverOptions&, SolveStats*);
+template Var<double> odeint<double>(Dynamics<double>&, Var<double>, std::span<const double>,
+                                    const SolverOptions&, SolveStats*);
+template Var<float> odeint<float>(Dynamics<float>&, Var<float>, float, Var<float>,
+                                  const SolverOptions&, SolveStats*);
+template Var<double> odeint<double>(Dynamics<double>&, Var<double>, double, Var<double>,
+                                    const SolverOptions&, SolveStats*);
+
+}  // namespace anode::ode

@@ -1,0 +1,116 @@
+#ifndef ANODE_ODE_SOLVER_H_
+#define ANODE_ODE_SOLVER_H_
+
+// odeint: solve dh/dt = f(t, h) on a tape, with a choice of gradient method.
+//
+//   ode::SolverOptions opt;                 // dopri5, rtol 1e-3, atol 1e-6
+//   opt.gradient = ode::Gradient::kAdjoint;
+//   const float times[] = {0.0f, 1.0f};
+//   Var<float> h1 = ode::odeint<float>(dynamics, h0, times, opt, &stats);
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include "autodiff/tape.h"
+#include "ode/dynamics.h"
+#include "ode/tableau.h"
+
+namespace anode::ode {
+
+/// A solve that cannot proceed: bad options or times, non-finite state, step
+/// size underflow, too many steps. The message names the solver, the time
+/// reached and the cause.
+class SolverError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// How gradients flow through a solve (the forward numbers are the same).
+enum class Gradient {
+  /// Discretize-then-optimize: every accepted step is recorded on the tape;
+  /// the gradient is exact for the discrete solution. Memory grows with steps.
+  kBackprop,
+  /// Optimize-then-discretize (Chen et al. 2018): the solve is one tape node;
+  /// its backward integrates [h, a, a_theta] from the last output time to the
+  /// first. Memory does not grow with steps; the gradient is accurate to the
+  /// adjoint solve's tolerance.
+  kAdjoint,
+  /// The forward stores the state at each accepted step; the backward re-runs
+  /// each step on a scratch scope and backpropagates through it: the exact
+  /// discrete gradient with memory O(steps x state), not O(steps x stages).
+  kCheckpoint,
+};
+
+Gradient parse_gradient(std::string_view name);  // "backprop", "adjoint", "checkpoint"
+const char* gradient_name(Gradient g);
+
+struct SolverOptions {
+  Method method = Method::kDopri5;
+  /// Adaptive methods: per-element error scaled by atol + rtol * max(|y0|, |y1|).
+  double rtol = 1e-3;
+  double atol = 1e-6;
+  /// Fixed-step integration: `steps` equal steps over [t_0, t_K], or steps of
+  /// at most `step_size`. Required for euler, midpoint and rk4; when set for an
+  /// adaptive method it switches that method to fixed steps.
+  int steps = 0;
+  double step_size = 0;
+  /// Adaptive: first step (0: Hairer-Norsett-Wanner automatic choice).
+  double first_step = 0;
+  /// Adaptive: smallest allowed |step| (0: 1e-12 * |t_K - t_0|). Going below it
+  /// is a SolverError.
+  double min_step = 0;
+  /// Adaptive: most steps (accepted + rejected) per solve.
+  int max_steps = 100000;
+  /// PI step-size controller: h_new = h * clamp(safety * err^-a * err_prev^b)
+  /// with a = 1/k - 0.75 b, k = error order + 1; factors clamped to
+  /// [min_factor, max_factor] (no growth right after a rejection).
+  double safety = 0.9;
+  double min_factor = 0.2;
+  double max_factor = 10.0;
+  double pi_beta = 0.04;
+
+  Gradient gradient = Gradient::kBackprop;
+  /// Adjoint solve tolerances (0: use rtol / atol).
+  double adjoint_rtol = 0;
+  double adjoint_atol = 0;
+  /// Adjoint: leave a_theta out of the error norm (Kidger et al. 2021's
+  /// seminorm): fewer backward steps, same accuracy in h and a.
+  bool adjoint_seminorm = false;
+};
+
+/// Counters of one solve; the backward fields are filled when the tape's
+/// backward pass reaches the solve (keep this object alive until then).
+struct SolveStats {
+  std::int64_t nfe_forward = 0;   // evaluations of f in the forward solve
+  std::int64_t nfe_backward = 0;  // evaluations of f (or its VJP) in the backward pass
+  std::int64_t accepted = 0;      // forward steps
+  std::int64_t rejected = 0;
+  std::int64_t accepted_backward = 0;  // adjoint solve steps
+  std::int64_t rejected_backward = 0;
+  void reset() { *this = SolveStats{}; }
+  SolveStats& operator+=(const SolveStats& o);
+};
+
+/// Solves dh/dt = f(t, h) with h(times[0]) = h0 and returns h at times[1..K]:
+/// shaped like h0 when K == 1, else stacked along a new first axis [K, ...]
+/// (rank-2 or rank-3 states). Times must be finite and strictly monotone
+/// (decreasing times solve backward). Intermediate outputs come from each
+/// method's dense output; the last time is hit exactly. Gradients flow to h0
+/// and to f's parameters by options.gradient. `stats` may be null; if given
+/// it is overwritten by the forward solve and added to by the backward pass.
+template <class T>
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& options,
+              SolveStats* stats = nullptr);
+
+/// As above for one interval [t0, t1], with the end time a Var: d(loss)/dt1
+/// = <a(t1), f(t1, h(t1))> flows to it. Requires the adjoint method (the
+/// other methods would need the derivative of the step sequence).
+template <class T>
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& options,
+              SolveStats* stats = nullptr);
+
+}  // namespace anode::ode
+
+#endif  // ANODE_ODE_SOLVER_H_

@@ -1,0 +1,175 @@
+// Bad input and failing solves: a SolverError naming the solver, the time
+// reached and the cause; never a hang or a silent NaN.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "ode/solver.h"
+#include "test_dynamics.h"
+
+namespace anode::ode {
+namespace {
+
+template <class F>
+std::string solver_error(F f) {
+  try {
+    f();
+  } catch (const SolverError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no SolverError";
+  return "";
+}
+
+void expect_contains(const std::string& msg, std::initializer_list<const char*> parts) {
+  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << msg << "' lacks '" << p << "'";
+}
+
+struct Fixture {
+  FunctionDynamics<double> decay{[](double, Var<double> h) { return scale(h, -1.0); }};
+  Tape<double> tape;
+  Tensor<double> y0{Shape{2, 2}, 1.0};
+  Var<double> h0 = tape.input(y0.view());
+};
+
+TEST(SolverErrors, BadTolerances) {
+  Fixture fx;
+  const double times[] = {0.0, 1.0};
+  SolverOptions o;
+  o.rtol = 0;
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }),
+                  {"dopri5", "t = 0", "rtol", "> 0"});
+  o.rtol = 1e-3;
+  o.atol = -1;
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"atol = -1"});
+}
+
+TEST(SolverErrors, NonMonotoneTimes) {
+  Fixture fx;
+  SolverOptions o;
+  const double same[] = {0.0, 0.5, 0.5};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, same, o); }),
+                  {"strictly increasing", "times[2] = 0.5", "times[1] = 0.5"});
+  const double zigzag[] = {0.0, 1.0, 0.5};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, zigzag, o); }), {"times[2]"});
+  const double one[] = {0.0};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, one, o); }), {"at least two"});
+  const double nan[] = {0.0, std::numeric_limits<double>::quiet_NaN()};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, nan, o); }), {"not finite"});
+}
+
+TEST(SolverErrors, FixedStepMethodWithoutSteps) {
+  Fixture fx;
+  SolverOptions o;
+  o.method = Method::kRk4;
+  const double times[] = {0.0, 1.0};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"rk4", "steps"});
+}
+
+TEST(SolverErrors, NanInTheInitialState) {
+  Fixture fx;
+  fx.y0[1] = std::numeric_limits<double>::quiet_NaN();
+  const double times[] = {0.0, 1.0};
+  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+    SolverOptions o;
+    o.gradient = g;
+    expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"initial state", "NaN"});
+  }
+}
+
+TEST(SolverErrors, StateBlowsUpWithFixedSteps) {
+  // y' = y^2 from y = 1 blows up at t = 1; Euler with big steps overflows to Inf.
+  FunctionDynamics<double> f([](double, Var<double> h) { return square(h); });
+  Tape<double> tape;
+  Tensor<double> y0(Shape{1, 1}, {1.0});
+  SolverOptions o;
+  o.method = Method::kEuler;
+  o.steps = 2000;
+  const double times[] = {0.0, 50.0};
+  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
+                  {"euler", "NaN or Inf"});
+}
+
+TEST(SolverErrors, StepSizeUnderflowNearASingularity) {
+  // y' = y^2, y(0) = 1 has y = 1/(1 - t): the adaptive solver cannot pass t = 1.
+  FunctionDynamics<double> f([](double, Var<double> h) { return square(h); });
+  Tape<double> tape;
+  Tensor<double> y0(Shape{1, 1}, {1.0});
+  SolverOptions o;
+  o.max_steps = 1000000;
+  const double times[] = {0.0, 2.0};
+  std::string msg = solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); });
+  expect_contains(msg, {"dopri5", "solve failed at t = 0.99", "step size"});
+}
+
+TEST(SolverErrors, MaxStepsExceeded) {
+  // A fast oscillation over a long interval with a small step budget.
+  LinearDynamics<double> f(Tensor<double>(Shape{2, 2}, {0, 50, -50, 0}));
+  Tape<double> tape;
+  Tensor<double> y0(Shape{1, 2}, {1.0, 0.0});
+  SolverOptions o;
+  o.max_steps = 20;
+  o.rtol = o.atol = 1e-8;
+  const double times[] = {0.0, 100.0};
+  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
+                  {"dopri5", "max_steps (20) exceeded"});
+}
+
+TEST(SolverErrors, NanInsideDynamicsIsRejectedThenReported) {
+  // f returns NaN once |h| > 2: the adaptive solver shrinks steps and finally
+  // reports the non-finite state instead of returning NaN.
+  FunctionDynamics<double> f([](double, Var<double> h) {
+    Var<double> r = scale(h, 3.0);
+    if (std::abs(h.data()[0]) > 2.0) r = log(scale(h, -1.0));  // log of a negative: NaN
+    return r;
+  });
+  Tape<double> tape;
+  Tensor<double> y0(Shape{1, 1}, {1.0});
+  SolverOptions o;
+  const double times[] = {0.0, 1.0};
+  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
+                  {"dopri5", "NaN or Inf"});
+}
+
+TEST(SolverErrors, AdjointBackwardFailureNamesTheAdjoint) {
+  Fixture fx;
+  SolverOptions o;
+  o.gradient = Gradient::kAdjoint;
+  o.adjoint_rtol = -1;
+  const double times[] = {0.0, 1.0};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"adjoint_rtol"});
+}
+
+TEST(SolverErrors, EndTimeGradientNeedsAdjoint) {
+  Fixture fx;
+  Tensor<double> t1(Shape{}, {1.0});
+  SolverOptions o;
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, 0.0, fx.tape.input(t1.view()), o); }),
+                  {"end time", "adjoint"});
+}
+
+TEST(SolverErrors, DynamicsReturningTheWrongShape) {
+  FunctionDynamics<double> f([](double, Var<double> h) { return sum(h, 1); });
+  Tape<double> tape;
+  Tensor<double> y0(Shape{2, 3}, 1.0);
+  SolverOptions o;
+  const double times[] = {0.0, 1.0};
+  EXPECT_THROW(odeint<double>(f, tape.constant(y0.view()), times, o), ShapeError);
+}
+
+TEST(SolverErrors, ParameterNotListedByTheDynamics) {
+  Parameter<double> hidden("hidden", Tensor<double>(Shape{1}, {0.5}));
+  FunctionDynamics<double> f([&](double, Var<double> h) { return mul(h, h.tape().param(hidden)); });
+  Tape<double> tape;
+  Tensor<double> y0(Shape{2, 1}, 1.0);
+  SolverOptions o;
+  o.gradient = Gradient::kAdjoint;
+  const double times[] = {0.0, 1.0};
+  Var<double> y = odeint<double>(f, tape.input(y0.view()), times, o);
+  std::string msg = solver_error([&] { tape.backward(sum(y)); });
+  expect_contains(msg, {"hidden", "parameters()"});
+}
+
+}  // namespace
+}  // namespace anode::ode

@@ -1,0 +1,217 @@
+// The three gradient methods against each other and against finite
+// differences, on smooth (tanh) neural dynamics in double.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autodiff/grad_check.h"
+#include "ode/solver.h"
+#include "test_dynamics.h"
+
+namespace anode::ode {
+namespace {
+
+struct Grads {
+  Tensor<double> h0;
+  std::vector<Tensor<double>> params;
+  double loss = 0;
+  SolveStats stats;
+};
+
+// loss = sum(w * h(t_i)) over outputs, with fixed weights w, so every output
+// time and every element gets its own cotangent.
+Grads gradients(MlpDynamics<double>& f, const Tensor<double>& y0, std::span<const double> times,
+                const SolverOptions& o) {
+  for (Parameter<double>* p : f.parameters()) p->zero_grad();
+  Tape<double> tape;
+  Grads g;
+  Var<double> h0 = tape.input(y0.view());
+  Var<double> y = odeint<double>(f, h0, times, o, &g.stats);
+  Tensor<double> w = MlpDynamics<double>::random(y.shape(), 99, 1.0);
+  Var<double> loss = sum(mul(y, tape.constant(w.view())));
+  g.loss = loss.item();
+  tape.backward(loss);
+  g.h0 = Tensor<double>::from_view(tape.grad(h0));
+  for (Parameter<double>* p : f.parameters()) g.params.push_back(p->grad());
+  return g;
+}
+
+double max_rel_diff(const Grads& a, const Grads& b) {
+  double worst = 0;
+  auto cmp = [&](const Tensor<double>& x, const Tensor<double>& y) {
+    for (Index i = 0; i < x.size(); ++i) {
+      worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(1.0, std::abs(y[i])));
+    }
+  };
+  cmp(a.h0, b.h0);
+  for (std::size_t i = 0; i < a.params.size(); ++i) cmp(a.params[i], b.params[i]);
+  return worst;
+}
+
+SolverOptions options(Method m, Gradient g, double tol) {
+  SolverOptions o;
+  o.method = m;
+  o.gradient = g;
+  o.rtol = o.atol = tol;
+  return o;
+}
+
+class MethodsAgree : public ::testing::TestWithParam<Method> {};
+
+TEST_P(MethodsAgree, BackpropEqualsCheckpointToRounding) {
+  MlpDynamics<double> f(3, 6, 5, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({4, 3}, 8, 1.0);
+  const double times[] = {0.0, 0.4, 0.7, 1.2};
+  SolverOptions o = options(GetParam(), Gradient::kBackprop, 1e-5);
+  if (!tableau(GetParam()).adaptive()) o.steps = 13;
+  Grads bp = gradients(f, y0, times, o);
+  o.gradient = Gradient::kCheckpoint;
+  Grads ck = gradients(f, y0, times, o);
+  EXPECT_EQ(bp.loss, ck.loss);
+  EXPECT_LT(max_rel_diff(ck, bp), 1e-12);
+  EXPECT_GT(ck.stats.nfe_backward, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, MethodsAgree,
+                         ::testing::Values(Method::kEuler, Method::kMidpoint, Method::kRk4,
+                                           Method::kBosh3, Method::kDopri5, Method::kTsit5),
+                         [](const auto& info) { return std::string(tableau(info.param).name); });
+
+TEST(Gradients, InitialStateGradientMatchesFiniteDifferences) {
+  // With a fixed step sequence the discrete solution is a smooth function of
+  // h0, so its reverse-mode derivative must match central differences.
+  // (Adaptive step sequences change with the inputs; fixed steps here.)
+  MlpDynamics<double> f(2, 5, 21);
+  Tensor<double> y0 = MlpDynamics<double>::random({3, 2}, 4, 1.0);
+  std::vector<Tensor<double>> inputs = {y0};
+  const double times[] = {0.0, 0.5, 1.0};
+  for (Gradient g : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    for (Method m : {Method::kRk4, Method::kTsit5}) {
+      SolverOptions o = options(m, g, 1e-6);
+      o.steps = 7;
+      GradCheckResult r = grad_check(
+          [&](Tape<double>&, std::span<const Var<double>> x) { return odeint<double>(f, x[0], times, o); },
+          inputs);
+      EXPECT_TRUE(r.ok) << gradient_name(g) << " " << tableau(m).name << ": " << r.message;
+    }
+  }
+}
+
+TEST(Gradients, ParameterGradientsMatchFiniteDifferences) {
+  MlpDynamics<double> f(2, 4, 3, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({3, 2}, 5, 1.0);
+  const double times[] = {0.0, 0.6, 1.0};
+  for (Gradient g : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    SolverOptions o = options(Method::kDopri5, g, 1e-6);
+    o.steps = 6;  // fixed steps: the discrete map is smooth in theta
+    Grads an = gradients(f, y0, times, o);
+    for (std::size_t pi = 0; pi < f.parameters().size(); ++pi) {
+      Parameter<double>& p = *f.parameters()[pi];
+      for (Index i = 0; i < p.size(); ++i) {
+        const double saved = p.value()[i];
+        const double h = 1e-6 * std::max(1.0, std::abs(saved));
+        p.value()[i] = saved + h;
+        double up = gradients(f, y0, times, o).loss;
+        p.value()[i] = saved - h;
+        double down = gradients(f, y0, times, o).loss;
+        p.value()[i] = saved;
+        const double fd = (up - down) / (2 * h);
+        EXPECT_NEAR(an.params[pi][i], fd, 1e-6 * std::max(1.0, std::abs(fd)))
+            << gradient_name(g) << " " << p.name() << "[" << i << "]";
+      }
+    }
+  }
+}
+
+TEST(Gradients, AdjointConvergesToTheDiscreteGradient) {
+  MlpDynamics<double> f(3, 6, 13, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({5, 3}, 2, 1.0);
+  const double times[] = {0.0, 0.5, 1.0};
+  // Reference: backprop through a very accurate solve.
+  Grads ref = gradients(f, y0, times, options(Method::kDopri5, Gradient::kBackprop, 1e-12));
+  double previous = 1e9;
+  for (double tol : {1e-3, 1e-6, 1e-9}) {
+    Grads adj = gradients(f, y0, times, options(Method::kDopri5, Gradient::kAdjoint, tol));
+    double err = max_rel_diff(adj, ref);
+    EXPECT_LT(err, 100 * tol) << "tol " << tol;
+    EXPECT_LT(err, previous);
+    previous = err;
+    EXPECT_GT(adj.stats.nfe_backward, 0);
+    EXPECT_GT(adj.stats.accepted_backward, 0);
+  }
+  EXPECT_LT(previous, 1e-7);
+}
+
+TEST(Gradients, AdjointWithFixedStepsAndTsit5) {
+  MlpDynamics<double> f(3, 6, 17);
+  Tensor<double> y0 = MlpDynamics<double>::random({2, 3}, 3, 1.0);
+  const double times[] = {0.0, 1.0};
+  Grads ref = gradients(f, y0, times, options(Method::kDopri5, Gradient::kBackprop, 1e-12));
+  SolverOptions o = options(Method::kRk4, Gradient::kAdjoint, 0);
+  o.steps = 200;
+  EXPECT_LT(max_rel_diff(gradients(f, y0, times, o), ref), 1e-7);
+  o = options(Method::kTsit5, Gradient::kAdjoint, 1e-9);
+  EXPECT_LT(max_rel_diff(gradients(f, y0, times, o), ref), 1e-6);
+}
+
+TEST(Gradients, AdjointSeminormTakesNoMoreSteps) {
+  MlpDynamics<double> f(4, 16, 29);
+  Tensor<double> y0 = MlpDynamics<double>::random({8, 4}, 6, 1.0);
+  const double times[] = {0.0, 1.0};
+  Grads ref = gradients(f, y0, times, options(Method::kDopri5, Gradient::kBackprop, 1e-12));
+  SolverOptions o = options(Method::kDopri5, Gradient::kAdjoint, 1e-6);
+  Grads full = gradients(f, y0, times, o);
+  o.adjoint_seminorm = true;
+  Grads semi = gradients(f, y0, times, o);
+  EXPECT_LE(semi.stats.nfe_backward, full.stats.nfe_backward);
+  EXPECT_LT(max_rel_diff(semi, ref), 1e-3);
+}
+
+TEST(Gradients, AdjointEndTimeGradient) {
+  // dL/dT = <dL/dh(T), f(T, h(T))>; compare with a central difference in T.
+  MlpDynamics<double> f(2, 5, 31, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({3, 2}, 9, 1.0);
+  SolverOptions o = options(Method::kDopri5, Gradient::kAdjoint, 1e-10);
+  auto loss_at = [&](double t_end, double* dldt) {
+    Tape<double> tape;
+    Tensor<double> tt(Shape{}, {t_end});
+    Var<double> t1 = tape.input(tt.view());
+    Var<double> y = odeint<double>(f, tape.constant(y0.view()), 0.0, t1, o);
+    Var<double> loss = sum(square(y));
+    if (dldt) {
+      tape.backward(loss);
+      *dldt = tape.grad(t1)[0];
+    }
+    return loss.item();
+  };
+  double dldt = 0;
+  loss_at(0.8, &dldt);
+  const double h = 1e-5;
+  const double fd = (loss_at(0.8 + h, nullptr) - loss_at(0.8 - h, nullptr)) / (2 * h);
+  EXPECT_NEAR(dldt, fd, 1e-6 * std::max(1.0, std::abs(fd)));
+}
+
+TEST(Gradients, AdjointMemoryIsFlatInSteps) {
+  // The tape's arena peak must not grow with the number of steps.
+  MlpDynamics<float> f(4, 16, 1);
+  Tensor<float> y0 = MlpDynamics<float>::random({32, 4}, 2, 1.0);
+  auto peak = [&](Gradient g, int steps) {
+    Tape<float> tape;
+    SolverOptions o;
+    o.method = Method::kRk4;
+    o.steps = steps;
+    o.gradient = g;
+    const float times[] = {0.0f, 1.0f};
+    tape.arena().reset_peak();
+    Var<float> y = odeint<float>(f, tape.input(y0.view()), times, o);
+    tape.backward(sum(y));
+    return tape.arena().peak_bytes();
+  };
+  EXPECT_EQ(peak(Gradient::kAdjoint, 10), peak(Gradient::kAdjoint, 1000));
+  EXPECT_GT(peak(Gradient::kBackprop, 1000), 50 * peak(Gradient::kBackprop, 10) / 2);
+  std::size_t ck = peak(Gradient::kCheckpoint, 1000), bp = peak(Gradient::kBackprop, 1000);
+  EXPECT_LT(ck, bp / 5);
+}
+
+}  // namespace
+}  // namespace anode::ode
