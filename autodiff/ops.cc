@@ -485,42 +485,65 @@ struct SliceLast {
   }
 };
 
+// Concatenation along `axis`: each input viewed as [outer, len_i, inner].
 template <class T>
-struct ConcatLast {
-  static Var<T> forward(std::span<const Var<T>> xs) {
-    if (xs.empty()) throw ValueError("concat_last: no inputs");
-    Tape<T>& t = tape_of("concat_last", xs[0]);
+struct Concat {
+  // iattr[0]: outer; iattr[1]: inner.
+  static Var<T> forward(std::span<const Var<T>> xs, int axis, const char* name) {
+    if (xs.empty()) throw ValueError(std::string(name) + ": no inputs");
+    Tape<T>& t = tape_of(name, xs[0]);
     const Shape& s0 = xs[0].shape();
-    if (s0.rank() == 0) throw ShapeError("concat_last: inputs must have rank >= 1, got []");
+    const int r = s0.rank();
+    if (r == 0) throw ShapeError(std::string(name) + ": inputs must have rank >= 1, got []");
+    if (axis < -r || axis >= r) {
+      throw ShapeError(std::string(name) + ": axis " + std::to_string(axis) + " out of range for shape " + s0.str());
+    }
+    if (axis < 0) axis += r;
     Index total = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
-      tape_of("concat_last", xs[0], xs[i]);
+      tape_of(name, xs[0], xs[i]);
       const Shape& s = xs[i].shape();
-      if (s.rank() != s0.rank() || s.with_last(0) != s0.with_last(0)) {
-        throw ShapeError("concat_last: input " + std::to_string(i) + " has shape " + s.str() +
-                         ", input 0 has " + s0.str() + " (all but the last axis must agree)");
+      bool ok = s.rank() == r;
+      for (int d = 0; ok && d < r; ++d) ok = d == axis || s[d] == s0[d];
+      if (!ok) {
+        throw ShapeError(std::string(name) + ": input " + std::to_string(i) + " has shape " + s.str() +
+                         ", input 0 has " + s0.str() + " (all but axis " + std::to_string(axis) +
+                         " must agree)");
       }
-      total += s.last();
+      total += s[axis];
     }
-    auto [y, out] = t.make_output(s0.with_last(total));
-    const Index rows = s0.rows();
+    Index outer = 1, inner = 1;
+    Index dims[kMaxRank];
+    for (int d = 0; d < r; ++d) {
+      if (d < axis) outer *= s0[d];
+      if (d > axis) inner *= s0[d];
+      dims[d] = d == axis ? total : s0[d];
+    }
+    auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, r)));
     Index off = 0;
     for (const Var<T>& x : xs) {
-      const Index w = x.shape().last();
-      for (Index r = 0; r < rows; ++r) std::memcpy(out + r * total + off, x.data() + r * w, sizeof(T) * w);
+      const Index w = x.shape()[axis] * inner;
+      for (Index o = 0; o < outer; ++o) {
+        std::memcpy(out + o * total * inner + off, x.data() + o * w, sizeof(T) * w);
+      }
       off += w;
     }
-    t.record(y, xs, node<T>("concat_last", &backward));
+    Node<T> n = node<T>(name, &backward);
+    n.iattr[0] = outer;
+    n.iattr[1] = inner;
+    n.iattr[2] = axis;
+    t.record(y, xs, n);
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    const Shape& so = t.slot(nd.out).shape;
-    const Index rows = so.rows(), total = so.last();
+    const Index outer = nd.iattr[0], inner = nd.iattr[1];
+    const int axis = static_cast<int>(nd.iattr[2]);
+    const Index total = t.slot(nd.out).shape[axis] * inner;
     Index off = 0;
     for (int i = 0; i < nd.in_count; ++i) {
-      const Index w = t.in_shape(nd, i).last();
+      const Index w = t.in_shape(nd, i)[axis] * inner;
       if (T* gx = t.in_adj(nd, i)) {
-        for (Index r = 0; r < rows; ++r) kernels::add_to(t.out_adj(nd) + r * total + off, gx + r * w, w);
+        for (Index o = 0; o < outer; ++o) kernels::add_to(t.out_adj(nd) + o * total + off, gx + o * w, w);
       }
       off += w;
     }
@@ -699,7 +722,8 @@ template <class T> Var<T> sum(Var<T> x, int axis) { return SumAxis<T>::forward(x
 template <class T> Var<T> mean(Var<T> x, int axis) { return SumAxis<T>::forward(x, axis, true); }
 template <class T> Var<T> reshape(Var<T> x, const Shape& s) { return Reshape<T>::forward(x, s); }
 template <class T> Var<T> slice_last(Var<T> x, Index b, Index n) { return SliceLast<T>::forward(x, b, n); }
-template <class T> Var<T> concat_last(std::span<const Var<T>> xs) { return ConcatLast<T>::forward(xs); }
+template <class T> Var<T> concat_last(std::span<const Var<T>> xs) { return Concat<T>::forward(xs, -1, "concat_last"); }
+template <class T> Var<T> concat(std::span<const Var<T>> xs, int axis) { return Concat<T>::forward(xs, axis, "concat"); }
 template <class T> Var<T> pad_last(Var<T> x, Index p) { return PadLast<T>::forward(x, p); }
 template <class T> Var<T> tanh(Var<T> x) { return Unary_tanh<T>::forward(x); }
 template <class T> Var<T> relu(Var<T> x) { return Unary_relu<T>::forward(x); }
@@ -738,6 +762,7 @@ Var<T> detach(Var<T> x) {
   template Var<T> reshape(Var<T>, const Shape&);                                     \
   template Var<T> slice_last(Var<T>, Index, Index);                                  \
   template Var<T> concat_last(std::span<const Var<T>>);                              \
+  template Var<T> concat(std::span<const Var<T>>, int);                              \
   template Var<T> pad_last(Var<T>, Index);                                           \
   template Var<T> detach(Var<T>);                                                    \
   template Var<T> stack(std::span<const Var<T>>);                                    \

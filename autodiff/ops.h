@@ -60,6 +60,9 @@ template <class T> Var<T> reshape(Var<T> x, const Shape& shape);
 template <class T> Var<T> slice_last(Var<T> x, Index begin, Index len);
 /// Concatenation along the last axis; all other dimensions must agree.
 template <class T> Var<T> concat_last(std::span<const Var<T>> xs);
+/// Concatenation along `axis` (negative counts from the back), e.g. the
+/// channels of NCHW images (axis 1). d/dxs[i] = the matching slice of g.
+template <class T> Var<T> concat(std::span<const Var<T>> xs, int axis);
 /// Appends p zeros to the last axis (ANODE's augmentation). d/dx drops them.
 template <class T> Var<T> pad_last(Var<T> x, Index p);
 /// Stacks equally shaped tensors (rank <= 3) along a new first axis:

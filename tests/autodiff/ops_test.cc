@@ -115,6 +115,10 @@ std::vector<OpCase> all_cases() {
   c.push_back({"slice_last_2d", {Shape{3, 7}}, [](Tape<double>&, std::span<const V> x) { return slice_last(x[0], 0, 4); }});
   c.push_back({"concat_last", {Shape{2, 3}, Shape{2, 1}, Shape{2, 4}},
                [](Tape<double>&, std::span<const V> x) { return concat_last<double>(x); }});
+  c.push_back({"concat_axis1", {Shape{2, 3, 2}, Shape{2, 1, 2}},
+               [](Tape<double>&, std::span<const V> x) { return concat<double>(x, 1); }});
+  c.push_back({"concat_axis0", {Shape{2, 3}, Shape{1, 3}},
+               [](Tape<double>&, std::span<const V> x) { return concat<double>(x, 0); }});
   c.push_back({"pad_last", {s423}, [](Tape<double>&, std::span<const V> x) {
                  return mul(pad_last(x[0], 2), pad_last(x[0], 2));
                }});
@@ -273,6 +277,7 @@ TEST(OpsErrors, ShapeOps) {
   Tensor<float> y(Shape{3, 3});
   Var<float> parts[] = {t.constant(x), t.constant(y)};
   expect_error<ShapeError>([&] { concat_last<float>(parts); }, {"concat_last", "[3, 3]", "[2, 3]"});
+  expect_error<ShapeError>([&] { concat<float>(parts, 1); }, {"concat", "axis 1"});
   expect_error<ShapeError>([&] { sum(t.constant(x), 2); }, {"axis 2", "[2, 3]"});
   expect_error<ShapeError>([&] { select(t.constant(x), 2); }, {"select", "index 2", "[2, 3]"});
   Var<float> mixed[] = {t.constant(x), t.constant(y)};
