@@ -193,6 +193,9 @@ T RkEngine<T>::initial_step(T t0, T t1, std::span<const Var<T>> y0, std::span<co
   double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / (tab_.order + 1));
   double h = std::min({100 * h0, h1, span});
   if (!std::isfinite(h) || h <= 0) h = span * 1e-3;
+  // The absolute floors above assume double and unit time scales: keep the
+  // first step well above the underflow limit (which is relative to t).
+  h = std::min(span, std::max(h, 100.0 * static_cast<double>(min_step_)));
   return static_cast<T>(dir * h);
 }
 
@@ -257,6 +260,8 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
     have_k1 = true;
   };
 
+  min_step_ = std::max<T>(static_cast<T>(ctl_.min_step),
+                         4 * std::numeric_limits<T>::epsilon() * std::max({std::abs(t0), std::abs(t1), span}));
   const bool fixed = ctl_.fixed() || !tab_.adaptive();
   if (!fixed && !(ctl_.rtol > 0 && ctl_.atol > 0)) {
     std::ostringstream m;
@@ -290,8 +295,7 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
     }
   }
   const T eps = std::numeric_limits<T>::epsilon();
-  const T min_step = std::max<T>(static_cast<T>(ctl_.min_step),
-                                 4 * eps * std::max({std::abs(t0), std::abs(t1), span}));
+  const T min_step = min_step_;
   const double expo = 1.0 / (std::min(tab_.order, std::max(tab_.error_order, 1)) + 1) - 0.75 * ctl_.pi_beta;
 
   T t = t0;

@@ -119,6 +119,7 @@ class RkEngine {
   const char* what_;
   EngineCounters counters_;
   int pieces_;
+  T min_step_ = 0;  // of the current integrate()
   Shape shapes_[kMaxPieces];
 };
 

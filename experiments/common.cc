@@ -1,0 +1,192 @@
+#include "experiments/common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+
+#include "autodiff/thread_pool.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace anode::experiments {
+
+namespace fs = std::filesystem;
+
+fs::path results_root(const std::string& out_flag) {
+  if (!out_flag.empty()) return fs::path(out_flag);
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY"); ws && *ws) return fs::path(ws) / "results";
+  return fs::current_path() / "results";
+}
+
+ResultDir::ResultDir(const fs::path& root, const std::string& name) {
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw std::runtime_error("cannot create results folder '" + root.string() + "': " + ec.message());
+  final_ = root / name;
+  work_ = root / ("." + name + ".partial-" + std::to_string(::getpid()));
+  fs::remove_all(work_, ec);
+  fs::create_directories(work_, ec);
+  if (ec) throw std::runtime_error("cannot create '" + work_.string() + "': " + ec.message());
+}
+
+ResultDir::~ResultDir() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(work_, ec);
+  }
+}
+
+void ResultDir::commit() {
+  std::error_code ec;
+  // Move the old results aside first so the swap is two renames, then drop them.
+  fs::path old = final_.string() + ".old-" + std::to_string(::getpid());
+  if (fs::exists(final_)) fs::rename(final_, old, ec);
+  if (ec) throw std::runtime_error("cannot replace '" + final_.string() + "': " + ec.message());
+  fs::rename(work_, final_, ec);
+  if (ec) throw std::runtime_error("cannot move results to '" + final_.string() + "': " + ec.message());
+  fs::remove_all(old, ec);
+  committed_ = true;
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + tmp.string() + "'");
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("write failed for '" + tmp.string() + "'");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw std::runtime_error("cannot rename to '" + path.string() + "': " + ec.message());
+}
+
+Csv::Csv(std::vector<std::string> columns) : columns_(columns.size()) {
+  for (std::size_t i = 0; i < columns.size(); ++i) text_ += (i ? "," : "") + columns[i];
+  text_ += "\n";
+}
+
+namespace {
+std::string number(double v) {
+  std::ostringstream s;
+  s << std::setprecision(9) << v;
+  return s.str();
+}
+}  // namespace
+
+Csv& Csv::row(const std::vector<double>& values) {
+  if (values.size() != columns_) throw std::logic_error("Csv::row: wrong number of values");
+  for (std::size_t i = 0; i < values.size(); ++i) text_ += (i ? "," : "") + number(values[i]);
+  text_ += "\n";
+  ++rows_;
+  return *this;
+}
+
+Csv& Csv::row(const std::string& label, const std::vector<double>& values) {
+  if (values.size() + 1 != columns_) throw std::logic_error("Csv::row: wrong number of values");
+  text_ += label;
+  for (double v : values) text_ += "," + number(v);
+  text_ += "\n";
+  ++rows_;
+  return *this;
+}
+
+void Csv::save(const fs::path& path) const { write_file(path, text_); }
+
+void Progress::line(const std::string& text) const {
+  if (quiet_) return;
+  std::printf("[%7.1fs] %s\n", elapsed(), text.c_str());
+  std::fflush(stdout);
+}
+
+double Progress::elapsed() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void render_figures(const char* argv0, const std::string& experiment, const fs::path& dir, bool quiet) {
+  using bazel::tools::cpp::runfiles::Runfiles;
+  std::string error;
+  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv0, &error));
+  if (!runfiles) throw std::runtime_error("cannot find the plotting script's runfiles: " + error);
+  const std::string script = runfiles->Rlocation("anode/experiments/plots/plot");
+  if (script.empty() || !fs::exists(script)) {
+    throw std::runtime_error("plotting script //experiments/plots:plot not found in the runfiles");
+  }
+  // The py_binary's launcher needs its own runfiles environment.
+  std::string env;
+  for (const auto& [k, v] : runfiles->EnvVars()) env += k + "='" + v + "' ";
+  const std::string cmd = env + "'" + script + "' " + experiment + " '" + dir.string() + "'" +
+                          (quiet ? " --quiet" : "") + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run the plotting script");
+  std::string output;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), pipe)) output += buf;
+  const int status = ::pclose(pipe);
+  if (status != 0) {
+    throw std::runtime_error("plotting " + experiment + " failed (is python3-matplotlib installed? "
+                             "./bazelw installs it):\n" + output);
+  }
+  if (!quiet && !output.empty()) std::cout << output << std::flush;
+}
+
+void add_common_flags(CLI::App& app, CommonFlags& f) {
+  app.add_option("--out", f.out, "Results folder (default: results/ in the workspace)");
+  app.add_flag("--quiet", f.quiet, "No progress lines");
+  app.add_flag("--no-plots", f.no_plots, "Skip the PNG figures (CSV and JSON only)");
+  app.add_option("--threads", f.threads, "Threads for large GEMMs and kernels")->check(CLI::Range(1, 256));
+  app.add_option("--seed", f.seed, "Base random seed");
+  app.add_option("--solver", f.solver, "ODE solver: euler, midpoint, rk4, bosh3, dopri5, tsit5")
+      ->check(CLI::IsMember({"euler", "midpoint", "rk4", "bosh3", "dopri5", "tsit5"}));
+  app.add_option("--rtol", f.rtol, "Relative tolerance of adaptive solvers")->check(CLI::PositiveNumber);
+  app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->check(CLI::PositiveNumber);
+  app.add_option("--gradient", f.gradient, "Gradient method: backprop, adjoint, checkpoint")
+      ->check(CLI::IsMember({"backprop", "adjoint", "checkpoint"}));
+}
+
+void apply_threads(const CommonFlags& f) { set_num_threads(f.threads); }
+
+void apply_solver_flags(const CommonFlags& f, ode::SolverOptions& s) {
+  if (!f.solver.empty()) {
+    s.method = ode::parse_method(f.solver);
+    if (!ode::tableau(s.method).adaptive() && s.steps == 0 && s.step_size == 0) s.steps = 10;
+  }
+  if (f.rtol > 0) s.rtol = f.rtol;
+  if (f.atol > 0) s.atol = f.atol;
+  if (!f.gradient.empty()) s.gradient = ode::parse_gradient(f.gradient);
+}
+
+Json stats_json(const ode::SolveStats& s) {
+  return Json{{"nfe_forward", s.nfe_forward},   {"nfe_backward", s.nfe_backward},
+              {"accepted", s.accepted},         {"rejected", s.rejected},
+              {"accepted_backward", s.accepted_backward}, {"rejected_backward", s.rejected_backward}};
+}
+
+Json solver_json(const ode::SolverOptions& s) {
+  return Json{{"method", ode::method_name(s.method)}, {"rtol", s.rtol}, {"atol", s.atol},
+              {"steps", s.steps}, {"gradient", ode::gradient_name(s.gradient)}};
+}
+
+int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& body) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    body();
+  } catch (const std::exception& e) {
+    std::cerr << app.get_name() << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace anode::experiments

@@ -1,0 +1,132 @@
+#ifndef ANODE_EXPERIMENTS_COMMON_H_
+#define ANODE_EXPERIMENTS_COMMON_H_
+
+// What every experiment binary shares: where results go (written as a whole
+// or not at all), CSV and JSON output, progress lines, figures, flags.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "models/model.h"
+#include "ode/solver.h"
+
+namespace anode::experiments {
+
+using Json = nlohmann::ordered_json;
+
+/// The results folder: --out if given; else results/ in the workspace under
+/// `bazel run` ($BUILD_WORKSPACE_DIRECTORY); else ./results.
+std::filesystem::path results_root(const std::string& out_flag);
+
+/// A results folder that appears complete or not at all: files are written
+/// into <root>/.<name>.partial-<pid>; commit() replaces <root>/<name> with it
+/// in one rename. Destroyed without commit() (an error), it deletes itself.
+class ResultDir {
+ public:
+  ResultDir(const std::filesystem::path& root, const std::string& name);
+  ~ResultDir();
+  ResultDir(const ResultDir&) = delete;
+  ResultDir& operator=(const ResultDir&) = delete;
+
+  /// A path inside the folder being written.
+  std::filesystem::path file(const std::string& name) const { return work_ / name; }
+  const std::filesystem::path& work() const { return work_; }
+  /// The final location.
+  const std::filesystem::path& final_path() const { return final_; }
+  void commit();
+
+ private:
+  std::filesystem::path work_, final_;
+  bool committed_ = false;
+};
+
+/// Writes `text` to `path` atomically (temp file + rename).
+void write_file(const std::filesystem::path& path, const std::string& text);
+
+/// A CSV table built in memory, written in one go.
+class Csv {
+ public:
+  explicit Csv(std::vector<std::string> columns);
+  /// One row; values are formatted with enough digits to round-trip floats.
+  Csv& row(const std::vector<double>& values);
+  /// One row with a leading text column (the other values numbers).
+  Csv& row(const std::string& label, const std::vector<double>& values);
+  void save(const std::filesystem::path& path) const;
+  std::size_t rows() const { return rows_; }
+
+ private:
+  std::size_t columns_;
+  std::size_t rows_ = 0;
+  std::string text_;
+};
+
+/// Progress lines to stdout (one per update), silenced by --quiet; every line
+/// starts with the elapsed time.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), start_(std::chrono::steady_clock::now()) {}
+  void line(const std::string& text) const;
+  double elapsed() const;
+  bool quiet() const { return quiet_; }
+
+ private:
+  bool quiet_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// Seconds since construction.
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// Renders the figures of `experiment` from the CSV files in `dir` with the
+/// matplotlib script (//experiments/plots:plot, found through the runfiles of
+/// argv0). Throws std::runtime_error with the script's message on failure.
+void render_figures(const char* argv0, const std::string& experiment,
+                    const std::filesystem::path& dir, bool quiet);
+
+/// Flags every experiment has.
+struct CommonFlags {
+  std::string out;
+  bool quiet = false;
+  bool no_plots = false;
+  int threads = 1;
+  std::uint64_t seed = 0;
+  std::string solver = "";
+  double rtol = 0, atol = 0;
+  std::string gradient = "";
+};
+void add_common_flags(CLI::App& app, CommonFlags& flags);
+
+/// Applies the thread count (ValueError for < 1).
+void apply_threads(const CommonFlags& flags);
+
+/// Overrides a solver configuration with --solver/--rtol/--atol/--gradient
+/// where given (ValueError naming the flag for an unknown name or a bad value).
+void apply_solver_flags(const CommonFlags& flags, ode::SolverOptions& solver);
+
+/// JSON of a solve's counters and a model configuration.
+Json stats_json(const ode::SolveStats& s);
+Json solver_json(const ode::SolverOptions& s);
+
+/// Runs main_body, turning exceptions into a message on stderr and exit code
+/// 1 (2 for bad flags), so a failure never leaves a stack trace or a partial
+/// results folder.
+int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& main_body);
+
+}  // namespace anode::experiments
+
+#endif  // ANODE_EXPERIMENTS_COMMON_H_

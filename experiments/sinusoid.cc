@@ -1,0 +1,210 @@
+// Report Section 4.1 (Figures 5 and 6): fit the trajectory of an ODE in
+// R^(2+p), started at 0, through the noisy points (x, y(x)) of y = sin x and
+// y = sin x + x. NODE (p = 0) against ANODE with p = 1, 2, 5, 10. Adam, then
+// L-BFGS fine-tuning (the report used BFGS).
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <numbers>
+
+#include "autodiff/optim.h"
+#include "datasets/synthetic.h"
+#include "experiments/common.h"
+#include "models/dynamics.h"
+
+namespace anode::experiments {
+namespace {
+
+struct Flags {
+  CommonFlags common;
+  std::string scale = "report";
+  std::vector<int> augment = {0, 1, 2, 5, 10};
+  int adam_iters = 1000;
+  int lbfgs_iters = 200;
+  double lr = 0.05;
+  int hidden = 20;
+  int points = 100;
+  double noise = 0.1;
+  std::string functions = "both";
+  double t_end = 2.0 * std::numbers::pi;  // t = x: the data's time axis
+};
+
+struct Run {
+  std::string function;  // "sin" or "sin_plus_x"
+  int p;
+  std::vector<double> losses;  // per iteration (Adam, then L-BFGS evaluations)
+  int adam_iters = 0;
+  double final_loss = 0;
+  Tensor<float> prediction;  // [n, 2]
+  ode::SolveStats stats;
+  double seconds = 0;
+  std::string lbfgs_stop;
+};
+
+// Sum of squared differences between the first two state coordinates at the
+// data times and the points.
+Var<float> trajectory_loss(models::MlpDynamics<float>& f, Tape<float>& tape, Index dim,
+                           const std::vector<float>& times, const Tensor<float>& points,
+                           const ode::SolverOptions& solver, ode::SolveStats* stats,
+                           Tensor<float>* prediction) {
+  Tensor<float> zero(Shape{1, dim});
+  Var<float> h0 = tape.constant_copy(zero.view());
+  // Outputs at times[1..n]; times[0] = 0 is the start (0, 0) itself.
+  Var<float> hs = ode::odeint<float>(f, h0, times, solver, stats);  // [n, 1, dim]
+  const Index n = points.shape()[0];
+  Var<float> xy = slice_last(reshape(hs, Shape{n, dim}), 0, 2);
+  if (prediction) *prediction = xy.to_tensor();
+  return scale(sum(square(sub(xy, tape.constant(points.view())))), 1.0f);
+}
+
+Run fit(const Flags& flags, const std::string& function, int p, const datasets::Curve<float>& curve,
+        const Progress& progress) {
+  Run run{function, p, {}, 0, 0, {}, {}, 0, ""};
+  Stopwatch clock;
+  const Index dim = 2 + p;
+  std::mt19937_64 rng(flags.common.seed * 1000 + static_cast<std::uint64_t>(p) * 7 + (function == "sin" ? 0 : 1));
+  models::MlpDynamics<float> f(dim, dim, {flags.hidden}, models::Activation::kTanh,
+                               models::Activation::kIdentity, false, rng);
+  ode::SolverOptions solver;
+  solver.method = ode::Method::kTsit5;
+  solver.rtol = 1e-4;
+  solver.atol = 1e-4;
+  solver.max_steps = 20000;
+  apply_solver_flags(flags.common, solver);
+
+  // Time runs over [0, t_end] as x runs over the data's interval.
+  const Tensor<float> points = curve.points();
+  const Index n = points.shape()[0];
+  const float x0 = curve.x[0], x1 = curve.x[n - 1];
+  std::vector<float> times = {0.0f};
+  const float t_end = static_cast<float>(flags.t_end);
+  for (Index i = 0; i < n; ++i) times.push_back(t_end * (1e-3f + (curve.x[i] - x0) / (x1 - x0)));
+
+  Adam<float> adam(f.parameters(), {.lr = flags.lr});
+  Tape<float> tape;
+  const std::string label = function + " p=" + std::to_string(p);
+  for (int it = 0; it < flags.adam_iters; ++it) {
+    adam.zero_grad();
+    tape.clear();
+    Var<float> loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, nullptr);
+    tape.backward(loss);
+    adam.step();
+    run.losses.push_back(loss.item());
+    if (!std::isfinite(loss.item())) throw std::runtime_error(label + ": the loss became " + std::to_string(loss.item()));
+    if ((it + 1) % 100 == 0 || it + 1 == flags.adam_iters) {
+      char buf[160];
+      std::snprintf(buf, sizeof(buf), "%-16s adam %4d/%d  loss %9.4f  nfe %lld/%lld", label.c_str(), it + 1,
+                    flags.adam_iters, loss.item(), static_cast<long long>(run.stats.nfe_forward),
+                    static_cast<long long>(run.stats.nfe_backward));
+      progress.line(buf);
+    }
+  }
+  run.adam_iters = flags.adam_iters;
+  if (flags.lbfgs_iters > 0) {
+    Lbfgs<float> lbfgs(f.parameters(), {.max_iterations = flags.lbfgs_iters});
+    LbfgsResult r = lbfgs.minimize([&]() {
+      for (Parameter<float>* q : f.parameters()) q->zero_grad();
+      tape.clear();
+      Var<float> loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, nullptr);
+      tape.backward(loss);
+      run.losses.push_back(loss.item());
+      return loss.item();
+    });
+    run.lbfgs_stop = std::string(to_string(r.reason));
+    char buf[200];
+    std::snprintf(buf, sizeof(buf), "%-16s l-bfgs %d iterations, loss %.4f (%s)", label.c_str(), r.iterations,
+                  r.loss, run.lbfgs_stop.c_str());
+    progress.line(buf);
+  }
+  tape.clear();
+  run.final_loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, &run.prediction).item();
+  run.seconds = clock.seconds();
+  return run;
+}
+
+void run_experiment(const Flags& flags, const char* argv0) {
+  apply_threads(flags.common);
+  for (int p : flags.augment) {
+    if (p < 0) throw ValueError("--augment: p must be >= 0, got " + std::to_string(p));
+  }
+  if (flags.adam_iters < 0 || flags.lbfgs_iters < 0) throw ValueError("iteration counts must be >= 0");
+  std::vector<std::string> functions;
+  if (flags.functions == "both" || flags.functions == "sin") functions.push_back("sin");
+  if (flags.functions == "both" || flags.functions == "sin_plus_x") functions.push_back("sin_plus_x");
+  Progress progress(flags.common.quiet);
+  ResultDir out(results_root(flags.common.out), "sinusoid");
+  Json summary;
+  summary["experiment"] = "sinusoid";
+  summary["report_section"] = "4.1, Figures 5-6";
+  Json cfg = {{"scale", flags.scale}, {"augment", flags.augment},   {"adam_iters", flags.adam_iters},
+              {"lbfgs_iters", flags.lbfgs_iters}, {"lr", flags.lr}, {"hidden", flags.hidden},
+              {"points", flags.points}, {"noise_std", flags.noise}, {"seed", flags.common.seed},
+              {"dynamics", "MLP (2+p) -> hidden tanh -> (2+p)"}, {"loss", "sum of squares"},
+              {"time", "t in [0, t_end] as x runs over [0, 2 pi]; h(0) = 0"}, {"t_end", flags.t_end}};
+  summary["config"] = cfg;
+  Json results = Json::array();
+  for (const std::string& fn : functions) {
+    datasets::SinusoidOptions so;
+    so.n = flags.points;
+    so.noise_std = flags.noise;
+    so.seed = flags.common.seed + (fn == "sin" ? 11 : 12);
+    auto curve = datasets::sinusoid<float>(
+        fn == "sin" ? datasets::SinusoidKind::kSin : datasets::SinusoidKind::kSinPlusX, so);
+    Csv data({"x", "y", "y_clean"});
+    for (Index i = 0; i < curve.size(); ++i) data.row({curve.x[i], curve.y[i], curve.y_clean[i]});
+    data.save(out.file("data_" + fn + ".csv"));
+    for (int p : flags.augment) {
+      Run run = fit(flags, fn, p, curve, progress);
+      const std::string tag = fn + "_p" + std::to_string(p);
+      Csv pred({"x", "y"});
+      for (Index i = 0; i < run.prediction.shape()[0]; ++i) pred.row({run.prediction(i, 0), run.prediction(i, 1)});
+      pred.save(out.file("pred_" + tag + ".csv"));
+      Csv loss({"iteration", "loss", "phase"});
+      for (std::size_t i = 0; i < run.losses.size(); ++i) {
+        loss.row({static_cast<double>(i + 1), run.losses[i], i < static_cast<std::size_t>(run.adam_iters) ? 0.0 : 1.0});
+      }
+      loss.save(out.file("loss_" + tag + ".csv"));
+      results.push_back({{"function", fn}, {"p", p}, {"final_loss", run.final_loss},
+                         {"final_mse_per_point", run.final_loss / static_cast<double>(curve.size())},
+                         {"lbfgs_stop", run.lbfgs_stop}, {"seconds", run.seconds},
+                         {"stats", stats_json(run.stats)}});
+    }
+  }
+  summary["results"] = results;
+  write_file(out.file("summary.json"), summary.dump(2) + "\n");
+  if (!flags.common.no_plots) render_figures(argv0, "sinusoid", out.work(), flags.common.quiet);
+  out.commit();
+  progress.line("results in " + out.final_path().string());
+}
+
+}  // namespace
+}  // namespace anode::experiments
+
+int main(int argc, char** argv) {
+  using namespace anode::experiments;
+  Flags flags;
+  CLI::App app("Report 4.1: NODE vs ANODE fitting y = sin x and y = sin x + x", "sinusoid");
+  add_common_flags(app, flags.common);
+  app.add_option("--scale", flags.scale, "report (the paper's setup) or tiny (a smoke test)")
+      ->check(CLI::IsMember({"report", "tiny"}));
+  app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")->delimiter(',');
+  app.add_option("--adam-iters", flags.adam_iters, "Adam iterations");
+  app.add_option("--lbfgs-iters", flags.lbfgs_iters, "L-BFGS iterations after Adam (0: none)");
+  app.add_option("--lr", flags.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--hidden", flags.hidden, "Hidden width of the dynamics MLP")->check(CLI::PositiveNumber);
+  app.add_option("--points", flags.points, "Data points per function")->check(CLI::Range(2, 100000));
+  app.add_option("--noise", flags.noise, "Std of the Gaussian noise on y")->check(CLI::NonNegativeNumber);
+  app.add_option("--t-end", flags.t_end, "Time of the last data point (x runs over [0, 2 pi])")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--functions", flags.functions, "sin, sin_plus_x or both")
+      ->check(CLI::IsMember({"sin", "sin_plus_x", "both"}));
+  return run_main(argc, argv, app, [&] {
+    if (flags.scale == "tiny") {  // presets for flags not given explicitly
+      if (!app.count("--adam-iters")) flags.adam_iters = 15;
+      if (!app.count("--lbfgs-iters")) flags.lbfgs_iters = 3;
+      if (!app.count("--points")) flags.points = 20;
+      if (!app.count("--augment")) flags.augment = {0, 2};
+    }
+    run_experiment(flags, argv[0]);
+  });
+}
