@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The umbrella report at --scale tiny: every experiment runs and REPORT.md
+# embeds their tables and figures.
+set -euo pipefail
+bin="$1"
+out="${TEST_TMPDIR:-$(mktemp -d)}/results"
+only="sinusoid,nested_spheres"
+if [[ -f "${ANODE_MNIST_DIR:-/nonexistent}/0.json" ]]; then only="$only,mnist,gradient_methods"; fi
+"$bin" --scale tiny --out "$out" --quiet --only "$only"
+report="$out/REPORT.md"
+[[ -f "$report" ]] || { echo "FAIL: no REPORT.md"; exit 1; }
+grep -q "## 4.2 Nested spheres" "$report" || { echo "FAIL: spheres section missing"; exit 1; }
+grep -q "fig8_spheres_contours.png" "$report" || { echo "FAIL: figures not embedded"; exit 1; }
+if [[ "$only" == *mnist* ]]; then
+  grep -q "Table 1" "$report" || { echo "FAIL: Table 1 missing"; exit 1; }
+fi
+# Every embedded figure exists.
+grep -o '](\([^)]*\.png\))' "$report" | sed 's/](\(.*\))/\1/' | while read -r f; do
+  [[ -f "$out/$f" ]] || { echo "FAIL: $f embedded but missing"; exit 1; }
+done
+echo "PASS: report"

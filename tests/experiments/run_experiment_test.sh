@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs one experiment at --scale tiny and checks what it writes; then checks
+# that bad flags fail cleanly, leaving no results behind.
+set -euo pipefail
+bin="$1"
+name="$2"
+out="${TEST_TMPDIR:-$(mktemp -d)}/results"
+
+needs_mnist=0
+case "$name" in mnist|gradient_methods) needs_mnist=1 ;; esac
+if [[ $needs_mnist == 1 && ! -f "${ANODE_MNIST_DIR:-/nonexistent}/0.json" ]]; then
+  echo "SKIP: the MNIST digits are not available (run the tests through ./bazelw, which fetches them)"
+  exit 0
+fi
+
+"$bin" --scale tiny --out "$out" --quiet
+dir="$out/$name"
+[[ -f "$dir/summary.json" ]] || { echo "FAIL: no summary.json in $dir"; exit 1; }
+ls "$dir"/*.csv >/dev/null || { echo "FAIL: no CSV files in $dir"; exit 1; }
+ls "$dir"/*.png >/dev/null || { echo "FAIL: no figures in $dir"; exit 1; }
+if ls -a "$out" | grep -q "partial"; then echo "FAIL: a partial folder was left"; exit 1; fi
+# Every PNG is a real image (PNG signature).
+for f in "$dir"/*.png; do
+  [[ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || { echo "FAIL: $f is not a PNG"; exit 1; }
+done
+
+# Bad flags: a clear message, a non-zero exit, nothing written.
+bad="$TEST_TMPDIR/bad"
+if "$bin" --scale tiny --out "$bad" --solver nosuch >"$TEST_TMPDIR/err.txt" 2>&1; then
+  echo "FAIL: an unknown solver was accepted"; exit 1
+fi
+grep -qi "solver" "$TEST_TMPDIR/err.txt" || { echo "FAIL: message does not name the solver flag"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+if "$bin" --scale tiny --out "$bad" --threads 0 >"$TEST_TMPDIR/err.txt" 2>&1; then
+  echo "FAIL: --threads 0 was accepted"; exit 1
+fi
+case "$name" in
+  sinusoid|nested_spheres)
+    if "$bin" --scale tiny --out "$bad" --augment=-1 --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: p < 0 was accepted"; exit 1
+    fi
+    grep -q "p must be >= 0" "$TEST_TMPDIR/err.txt" || { echo "FAIL: p < 0 message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    ;;
+  mnist)
+    if "$bin" --scale tiny --out "$bad" --mnist-dir /nonexistent --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: a missing data folder was accepted"; exit 1
+    fi
+    grep -q "/nonexistent" "$TEST_TMPDIR/err.txt" || { echo "FAIL: missing-data message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    ;;
+esac
+if [[ -e "$bad/$name" ]] || ls -a "$bad" 2>/dev/null | grep -q partial; then
+  echo "FAIL: a failed run left results in $bad"; exit 1
+fi
+echo "PASS: $name"
