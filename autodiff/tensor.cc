@@ -47,14 +47,16 @@ std::string Shape::str() const {
   return s + "]";
 }
 
+// The aligned operator new (not aligned_alloc) so that every allocation goes
+// through one replaceable function a test can count.
 void* aligned_allocate(std::size_t bytes) {
   std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
+  return ::operator new(rounded, std::align_val_t{kAlignment});
 }
 
-void aligned_free(void* p) noexcept { std::free(p); }
+void aligned_free(void* p) noexcept {
+  if (p != nullptr) ::operator delete(p, std::align_val_t{kAlignment});
+}
 
 template <class T>
 Tensor<T>::Tensor(const Shape& shape) : shape_(shape), capacity_(shape.numel()) {
