@@ -43,15 +43,9 @@ void Arena::rewind(Mark m) {
 }
 
 void Arena::clear() {
-  if (blocks_.size() > 1) {
-    std::size_t total = 0;
-    for (Block& b : blocks_) {
-      total += b.size;
-      aligned_free(b.data);
-    }
-    blocks_.clear();
-    blocks_.push_back({static_cast<char*>(aligned_allocate(total)), total});
-  }
+  // Keep every block: the next round walks the same memory again, so it
+  // neither allocates nor touches fresh pages (first-touch page faults on a
+  // newly merged block cost more than the walk over a few blocks).
   current_ = 0;
   offset_ = 0;
   used_before_ = 0;

@@ -8,9 +8,9 @@ namespace anode {
 
 /// A bump allocator of 64-byte-aligned blocks for tape values and adjoints.
 /// Memory handed out never moves. When the current block is full a new one of
-/// twice the size is added; clear() merges all blocks into one of their total
-/// size, so after the first few iterations a training loop allocates nothing.
-/// Nothing stored here gets a destructor call.
+/// at least twice the size is added; clear() and rewind() keep every block, so
+/// after its first iteration a training loop allocates nothing (and touches no
+/// fresh pages). Nothing stored here gets a destructor call.
 class Arena {
  public:
   /// A position to rewind to (see rewind()).
@@ -37,7 +37,7 @@ class Arena {
   Mark mark() const { return {current_, offset_, used_before_}; }
   /// Frees everything allocated after `m`; keeps the blocks.
   void rewind(Mark m);
-  /// Frees everything; merges blocks so the next round fits in one.
+  /// Frees everything; keeps the blocks for the next round.
   void clear();
 
   /// Bytes in use now, and the most ever in use since construction or

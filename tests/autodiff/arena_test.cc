@@ -22,7 +22,7 @@ TEST(Arena, AlignedAndNeverMoves) {
   EXPECT_GE(arena.peak_bytes(), 100u * 1000);
 }
 
-TEST(Arena, ClearMergesBlocksIntoOne) {
+TEST(Arena, ClearKeepsBlocksAndTheNextRoundDoesNotGrow) {
   Arena arena(4096);
   for (int i = 0; i < 50; ++i) arena.allocate(10000);
   std::size_t cap = arena.capacity();
