@@ -15,6 +15,7 @@
 #include "datasets/idx.h"
 #include "datasets/mnist.h"
 #include "experiments/common.h"
+#include "models/conv_model.h"
 #include "models/model.h"
 #include "models/serialize.h"
 
@@ -35,6 +36,8 @@ struct Flags {
   std::string idx_dir;  // official MNIST (or Fashion-MNIST) IDX files
   bool fashion = false;
   bool train_accuracy = true;
+  bool conv = false;          // add Dupont et al.'s convolutional NODE / ANODE
+  int conv_filters = 64;      // ANODE's filters (NODE gets 92/64 as many, matching parameters)
 };
 
 struct Variant {
@@ -44,6 +47,11 @@ struct Variant {
   models::ModelConfig config;
   double report_accuracy;   // Table 1 (percent), or NaN
   bool freeze_input = false;  // train everything but the input layer
+  // Convolutional variants (Dupont et al.): their own model, optimizer
+  // settings and shuffled batches.
+  std::optional<models::ConvModelConfig> conv;
+  double lr = 0;     // 0: the experiment's --lr
+  int batch = 0;     // 0: the experiment's --batch
 };
 
 models::ModelConfig base_config(const Flags& flags) {
@@ -71,7 +79,13 @@ std::vector<Variant> all_variants(const Flags& flags) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<Variant> v;
   auto add = [&](std::string name, std::string label, std::string fig, models::ModelConfig c, double rep) {
-    v.push_back({std::move(name), std::move(label), std::move(fig), c, rep});
+    Variant x;
+    x.name = std::move(name);
+    x.label = std::move(label);
+    x.figure = std::move(fig);
+    x.config = c;
+    x.report_accuracy = rep;
+    v.push_back(std::move(x));
   };
   models::ModelConfig c = base_config(flags);
   add("node", "NODE", "fig12", c, 73.2);
@@ -128,6 +142,39 @@ std::vector<Variant> all_variants(const Flags& flags) {
   so.readout_block = 1;
   add("sonode_report_frozen_input", "SONODE (report, input layer frozen)", "fig16", so, nan);
   v.back().freeze_input = true;
+  if (flags.conv) {
+    // Dupont et al. (2019), MNIST: conv dynamics 1x1-3x3-1x1 with a time
+    // channel, dopri5 at 1e-3, adjoint, Adam 1e-3, batch 256; NODE with more
+    // filters to match ANODE's parameter count (their 92 vs 64).
+    models::ConvModelConfig cc;
+    cc.solver.method = ode::Method::kDopri5;
+    cc.solver.rtol = cc.solver.atol = 1e-3;
+    cc.solver.gradient = ode::Gradient::kAdjoint;
+    cc.solver.max_steps = 10000;
+    apply_solver_flags(flags.common, cc.solver);
+    cc.filters = std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0)));
+    cc.augment_channels = 0;
+    Variant node;
+    node.name = "conv_node";
+    node.label = cc.label();
+    node.figure = "conv";
+    node.report_accuracy = nan;
+    node.conv = cc;
+    node.lr = 1e-3;
+    node.batch = 256;
+    v.push_back(node);
+    cc.filters = flags.conv_filters;
+    cc.augment_channels = 5;
+    Variant anode;
+    anode.name = "conv_anode";
+    anode.label = cc.label();
+    anode.figure = "conv";
+    anode.report_accuracy = nan;
+    anode.conv = cc;
+    anode.lr = 1e-3;
+    anode.batch = 256;
+    v.push_back(anode);
+  }
   return v;
 }
 
@@ -137,8 +184,8 @@ struct Curves {
 };
 
 // Accuracy and mean loss of the model on a data set, in batches of `batch`.
-std::pair<double, double> evaluate(models::AnodeModel<float>& m, const datasets::ImageSet& set, Index batch,
-                                   Tape<float>& tape) {
+template <class Model>
+std::pair<double, double> evaluate(Model& m, const datasets::ImageSet& set, Index batch, Tape<float>& tape) {
   const Index n = set.size(), d = set.images.shape()[1];
   Index correct = 0;
   double loss = 0;
@@ -156,23 +203,28 @@ std::pair<double, double> evaluate(models::AnodeModel<float>& m, const datasets:
   return {static_cast<double>(correct) / static_cast<double>(n), loss / static_cast<double>(batches)};
 }
 
-Curves train_one(const Flags& flags, const Variant& v, std::uint64_t seed, const datasets::TrainTest& data,
-                 const Progress& progress) {
-  models::ModelConfig cfg = v.config;
-  cfg.seed = seed;
-  models::AnodeModel<float> model(cfg);
+double block_end_time(models::AnodeModel<float>& m) { return m.block().last_end_time(); }
+double block_end_time(models::ConvOdeClassifier<float>&) { return 1.0; }
+
+template <class Model>
+Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, const datasets::TrainTest& data,
+                   const Progress& progress, Model& model) {
   std::vector<Parameter<float>*> trained;
   for (Parameter<float>* p : model.parameters()) {
     if (!(v.freeze_input && p->name().rfind("input.", 0) == 0)) trained.push_back(p);
   }
-  Adam<float> adam(trained, {.lr = flags.lr});
+  Adam<float> adam(trained, {.lr = v.lr > 0 ? v.lr : flags.lr});
+  const Index batch = v.batch > 0 ? v.batch : flags.batch;
+  // The report's code feeds fixed batches in a fixed order; Dupont et al.
+  // (the conv variants) shuffle.
   datasets::Batcher<float> batches(data.train.images, data.train.labels,
-                                   {.batch_size = flags.batch, .shuffle = false, .seed = seed});
+                                   {.batch_size = batch, .shuffle = v.conv.has_value(), .seed = seed});
   Tape<float> tape, eval_tape;
   Curves c;
   Stopwatch clock;
   int step = 0;
   const int total = flags.epochs * static_cast<int>(batches.num_batches());
+  const int report_every = v.conv ? 1 : 10;
   for (int epoch = 0; epoch < flags.epochs; ++epoch) {
     batches.start_epoch(epoch);
     while (batches.next()) {
@@ -186,26 +238,47 @@ Curves train_one(const Flags& flags, const Variant& v, std::uint64_t seed, const
       ++step;
       c.nfe_fwd.push_back(static_cast<double>(model.stats().nfe_forward));
       c.nfe_bwd.push_back(static_cast<double>(model.stats().nfe_backward));
-      c.t_end.push_back(model.block().last_end_time());
-      auto [acc, tl] = evaluate(model, data.test, flags.batch, eval_tape);
-      c.test_acc.push_back(acc);
-      c.test_loss.push_back(tl);
-      if (flags.train_accuracy) {
-        auto [tra, trl] = evaluate(model, data.train, flags.batch, eval_tape);
-        c.train_acc.push_back(tra);
-        c.train_loss.push_back(trl);
+      c.t_end.push_back(v.conv ? 1.0 : block_end_time(model));
+      // The conv models are costly: evaluate them once per epoch only.
+      const bool last_of_epoch = batches.batch_index() + 1 == batches.num_batches();
+      if (!v.conv || last_of_epoch) {
+        auto [acc, tl] = evaluate(model, data.test, batch, eval_tape);
+        c.test_acc.push_back(acc);
+        c.test_loss.push_back(tl);
+        if (flags.train_accuracy && !v.conv) {
+          auto [tra, trl] = evaluate(model, data.train, batch, eval_tape);
+          c.train_acc.push_back(tra);
+          c.train_loss.push_back(trl);
+        }
+      } else {
+        c.test_acc.push_back(std::numeric_limits<double>::quiet_NaN());
+        c.test_loss.push_back(std::numeric_limits<double>::quiet_NaN());
       }
-      if (step % 10 == 0 || step == total) {
-        char buf[220];
+      if (step % report_every == 0 || step == total) {
+        char buf[240];
         std::snprintf(buf, sizeof(buf), "%-34s seed %llu  step %3d/%d  loss %.3f  test acc %.3f  nfe %d/%d",
-                      v.label.c_str(), static_cast<unsigned long long>(seed), step, total, loss.item(), acc,
-                      static_cast<int>(c.nfe_fwd.back()), static_cast<int>(c.nfe_bwd.back()));
+                      v.label.c_str(), static_cast<unsigned long long>(seed), step, total, loss.item(),
+                      c.test_acc.back(), static_cast<int>(c.nfe_fwd.back()), static_cast<int>(c.nfe_bwd.back()));
         progress.line(buf);
       }
     }
   }
   c.seconds = clock.seconds();
   return c;
+}
+
+Curves train_one(const Flags& flags, const Variant& v, std::uint64_t seed, const datasets::TrainTest& data,
+                 const Progress& progress) {
+  if (v.conv) {
+    models::ConvModelConfig cfg = *v.conv;
+    cfg.seed = seed;
+    models::ConvOdeClassifier<float> model(cfg);
+    return train_model(flags, v, seed, data, progress, model);
+  }
+  models::ModelConfig cfg = v.config;
+  cfg.seed = seed;
+  models::AnodeModel<float> model(cfg);
+  return train_model(flags, v, seed, data, progress, model);
 }
 
 double mean(const std::vector<double>& x) {
@@ -289,9 +362,12 @@ void run_experiment(const Flags& flags, const char* argv0) {
               {"final_test_accuracies", finals},
               {"final_train_accuracy_mean", mean(final_train)},
               {"nfe_forward_per_step", mean(nfe_f)}, {"nfe_backward_per_step", mean(nfe_b)},
-              {"seconds_per_run", mean(secs)}, {"parameters", models::AnodeModel<float>(v.config).num_scalars()},
+              {"seconds_per_run", mean(secs)},
+              {"parameters", v.conv ? models::ConvOdeClassifier<float>(*v.conv).num_scalars()
+                                    : models::AnodeModel<float>(v.config).num_scalars()},
               {"report_accuracy", std::isnan(v.report_accuracy) ? Json(nullptr) : Json(v.report_accuracy)},
-              {"config", Json::parse(models::config_to_json(v.config))}};
+              {"config", v.conv ? Json{{"conv", v.conv->label()}, {"solver", solver_json(v.conv->solver)}}
+                                : Json::parse(models::config_to_json(v.config))}};
     results.push_back(r);
   }
   Json summary;
@@ -330,6 +406,9 @@ int main(int argc, char** argv) {
   app.add_option("--idx-dir", flags.idx_dir, "Folder with MNIST IDX files (train-images-idx3-ubyte[.gz], ...)");
   app.add_flag("--fashion", flags.fashion, "Use Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist)");
   app.add_flag("!--no-train-accuracy", flags.train_accuracy, "Skip the training-set accuracy after each step");
+  app.add_flag("--conv", flags.conv, "Add Dupont et al.'s convolutional NODE and ANODE (slow: use --scale full)");
+  app.add_option("--conv-filters", flags.conv_filters, "Filters of the conv ANODE (NODE: 92/64 as many)")
+      ->check(CLI::PositiveNumber);
   return run_main(argc, argv, app, [&] {
     if (flags.scale == "tiny") {
       if (!app.count("--seeds")) flags.seeds = 1;

@@ -227,8 +227,8 @@ def mnist_figure(folder, curves, names, which, title, filename, written):
     acc, loss = ("%s_accuracy" % which, "%s_loss" % which)
     for i, name in enumerate(names):
         c = curves[name]
-        if min(min(r) for r in c[acc]) < 0:
-            continue  # not recorded
+        if any(v != v or v < 0 for r in c[acc] for v in r):
+            continue  # not recorded at every step
         band(axes[0], c["steps"], c[acc], PALETTE[i % len(PALETTE)], c["label"])
         band(axes[1], c["steps"], c[loss], PALETTE[i % len(PALETTE)], c["label"])
     axes[0].set_ylabel("%s accuracy" % which)
@@ -257,6 +257,24 @@ def mnist(folder, written):
     mnist_figure(folder, curves, ["sonode_report", "sonode", "sonode_zero_velocity", "sonode_report_frozen_input",
                                   "anode_p10"], "test",
                  "Second-order NODE: test accuracy and loss", "fig16_mnist_sonode.png", written)
+    conv = [n for n in ("conv_node", "conv_anode") if n in curves]
+    if conv:
+        fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0))
+        for i, name in enumerate(conv):
+            c = curves[name]
+            pts = [(s, a) for s, a in zip(c["steps"], c["test_accuracy"][0]) if a == a]
+            axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=PALETTE[i], label=c["label"])
+            axes[1].plot(c["steps"], [sum(v) / len(v) for v in zip(*c["nfe_forward"])], color=PALETTE[i],
+                         label=c["label"] + " forward")
+            axes[1].plot(c["steps"], [sum(v) / len(v) for v in zip(*c["nfe_backward"])], "--", color=PALETTE[i],
+                         label=c["label"] + " backward")
+        axes[0].set_ylabel("test accuracy (end of each epoch)")
+        axes[1].set_ylabel("NFE per step")
+        for ax in axes:
+            ax.set_xlabel("training iteration")
+            ax.legend(fontsize=7)
+        fig.suptitle("Convolutional NODE vs ANODE (Dupont et al.)")
+        save(fig, folder, "mnist_conv.png", written)
     # NFE per training step, forward and backward.
     names = [r["name"] for r in summary["results"]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names)), 4.0))
