@@ -9,9 +9,10 @@
 namespace anode {
 namespace {
 
-// <v, f(inputs)> evaluated without recording.
+// <v, f(inputs)> evaluated without recording, on a reused scratch tape.
 double project(TapeFn<double> f, std::span<const Tensor<double>> inputs, const Tensor<double>& v) {
-  Tape<double> tape;
+  thread_local Tape<double> tape;
+  tape.clear();
   Tape<double>::NoGradGuard no_grad(tape);
   std::vector<Var<double>> leaves;
   for (const Tensor<double>& x : inputs) leaves.push_back(tape.constant(x.view()));

@@ -135,11 +135,13 @@ void Tape<T>::backward(std::span<const Var<T>> ys, std::span<const TensorView<co
     }
     Slot<T>& s = slots_[y.id()];
     if (!s.requires_grad || y.id() < floor_) continue;  // nothing to differentiate
+    const Index n = y.size();
     if (s.adj == nullptr) {
-      s.adj = arena_.allocate_array<T>(y.size());
-      std::memset(s.adj, 0, sizeof(T) * y.size());
+      s.adj = arena_.allocate_array<T>(n);
+      std::memcpy(s.adj, cot.data, sizeof(T) * n);
+    } else {
+      for (Index i = 0; i < n; ++i) s.adj[i] += cot.data[i];
     }
-    for (Index i = 0; i < y.size(); ++i) s.adj[i] += cot.data[i];
     any = true;
   }
   if (any) run_backward();
