@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,9 +47,13 @@ class Pool {
     Job job;
     job.fn = &fn;
     job.n = n;
-    job.chunks = std::min<Index>(threads(), (n + grain - 1) / grain);
-    job.per = (n + job.chunks - 1) / job.chunks;
+    const Index want = std::min<Index>(threads(), (n + grain - 1) / grain);
+    job.per = (n + want - 1) / want;
+    // Recount after rounding the chunk length up, so that no chunk is empty
+    // (n = 9 in 4 chunks of 3 would leave [9, 9)).
+    job.chunks = (n + job.per - 1) / job.per;
     pending_.store(job.chunks, std::memory_order_relaxed);
+    failed_.store(false, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> g(mutex_);
       job.generation = ++generation_;
@@ -60,7 +65,13 @@ class Pool {
     t_inside_parallel = true;
     work(job);
     t_inside_parallel = false;
+    // Chunks claimed by workers may still be running: `fn` must outlive them.
     while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    if (failed_.load(std::memory_order_acquire)) {
+      std::exception_ptr e = std::move(error_);
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
   }
 
  private:
@@ -98,7 +109,19 @@ class Pool {
       if (c >= job.chunks) return;
       if (!counter_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
       Index b = c * job.per, e = std::min(job.n, b + job.per);
-      (*job.fn)(b, e);
+      // After a chunk throws, the rest are skipped; the first exception is
+      // rethrown by the caller once every claimed chunk has finished.
+      if (!failed_.load(std::memory_order_relaxed)) {
+        try {
+          (*job.fn)(b, e);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(error_mutex_);
+          if (!failed_.load(std::memory_order_relaxed)) {
+            error_ = std::current_exception();
+            failed_.store(true, std::memory_order_release);
+          }
+        }
+      }
       pending_.fetch_sub(1, std::memory_order_acq_rel);
       v = counter_.load(std::memory_order_acquire);
     }
@@ -136,6 +159,9 @@ class Pool {
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> counter_{0};
   std::atomic<Index> pending_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;  // guarded by error_mutex_, read once pending_ is 0
 };
 
 Pool& pool() {
