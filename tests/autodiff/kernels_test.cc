@@ -1,3 +1,7 @@
+// Every kernel against a scalar std:: reference (double or long double), at
+// sizes around the vector width, unaligned pointers, broadcast periods,
+// special values, dense ULP sweeps of the transcendentals, and bit-equality
+// across thread counts.
 #include "autodiff/kernels.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +16,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autodiff/thread_pool.h"
