@@ -363,6 +363,7 @@ inline Index k_block(Index k, Index kc_max) {
 // packing costs about one pass over the operand, so it pays once reused a few times.
 constexpr Index kPackAMinReuse = 4;
 constexpr Index kPackBMinReuse = 3;
+constexpr Index kDirectBMaxBytes = 32 * 1024;
 
 // C[i0:i1, j0:j1] of the problem, serially; at most Tile::kMC rows.
 template <class T>
@@ -382,7 +383,12 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
   };
 
   const bool pack_a = (nb_max + NR - 1) / NR >= kPackAMinReuse;
-  const bool pack_b = pr.trans_b || a_slivers >= kPackBMinReuse;
+  // A B block that fits in L1 is read in place however often it is reused,
+  // unless its row stride is a multiple of 1 KiB (rows would pile up in a
+  // few L1 sets).
+  const bool b_fits_l1 = kc_max * nb_max * Index(sizeof(T)) <= kDirectBMaxBytes &&
+                         pr.ldb * Index(sizeof(T)) % 1024 != 0;
+  const bool pack_b = pr.trans_b || (a_slivers >= kPackBMinReuse && !b_fits_l1);
   Buffers<T>& bufs = buffers<T>();
   T* abuf = pack_a ? bufs.a.get(a_slivers * MR * kc_max) : nullptr;
   const Index b_slivers_max = (nb_max + NR - 1) / NR;
