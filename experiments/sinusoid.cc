@@ -2,6 +2,7 @@
 // R^(2+p), started at 0, through the noisy points (x, y(x)) of y = sin x and
 // y = sin x + x. NODE (p = 0) against ANODE with p = 1, 2, 5, 10. Adam, then
 // L-BFGS fine-tuning (the report used BFGS).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -26,12 +27,13 @@ struct Flags {
   int points = 100;
   double noise = 0.1;
   std::string functions = "both";
+  int seeds = 5;
   double t_end = 2.0 * std::numbers::pi;  // t = x: the data's time axis
 };
 
 struct Run {
   std::string function;  // "sin" or "sin_plus_x"
-  int p;
+  int p = 0;
   std::vector<double> losses;  // per iteration (Adam, then L-BFGS evaluations)
   int adam_iters = 0;
   double final_loss = 0;
@@ -58,11 +60,11 @@ Var<float> trajectory_loss(models::MlpDynamics<float>& f, Tape<float>& tape, Ind
 }
 
 Run fit(const Flags& flags, const std::string& function, int p, const datasets::Curve<float>& curve,
-        const Progress& progress) {
+        std::uint64_t seed, const Progress& progress) {
   Run run{function, p, {}, 0, 0, {}, {}, 0, ""};
   Stopwatch clock;
   const Index dim = 2 + p;
-  std::mt19937_64 rng(flags.common.seed * 1000 + static_cast<std::uint64_t>(p) * 7 + (function == "sin" ? 0 : 1));
+  std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(p) * 7 + (function == "sin" ? 0 : 1));
   models::MlpDynamics<float> f(dim, dim, {flags.hidden}, models::Activation::kTanh,
                                models::Activation::kIdentity, false, rng);
   ode::SolverOptions solver;
@@ -82,7 +84,7 @@ Run fit(const Flags& flags, const std::string& function, int p, const datasets::
 
   Adam<float> adam(f.parameters(), {.lr = flags.lr});
   Tape<float> tape;
-  const std::string label = function + " p=" + std::to_string(p);
+  const std::string label = function + " p=" + std::to_string(p) + " s" + std::to_string(seed);
   for (int it = 0; it < flags.adam_iters; ++it) {
     adam.zero_grad();
     tape.clear();
@@ -139,6 +141,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   Json cfg = {{"scale", flags.scale}, {"augment", flags.augment},   {"adam_iters", flags.adam_iters},
               {"lbfgs_iters", flags.lbfgs_iters}, {"lr", flags.lr}, {"hidden", flags.hidden},
               {"points", flags.points}, {"noise_std", flags.noise}, {"seed", flags.common.seed},
+              {"seeds", flags.seeds},
               {"dynamics", "MLP (2+p) -> hidden tanh -> (2+p)"}, {"loss", "sum of squares"},
               {"time", "t in [0, t_end] as x runs over [0, 2 pi]; h(0) = 0"}, {"t_end", flags.t_end}};
   summary["config"] = cfg;
@@ -154,7 +157,16 @@ void run_experiment(const Flags& flags, const char* argv0) {
     for (Index i = 0; i < curve.size(); ++i) data.row({curve.x[i], curve.y[i], curve.y_clean[i]});
     data.save(out.file("data_" + fn + ".csv"));
     for (int p : flags.augment) {
-      Run run = fit(flags, fn, p, curve, progress);
+      // Several initializations per model; figures show the first seed.
+      std::vector<double> finals;
+      Run run;
+      for (int k = 0; k < flags.seeds; ++k) {
+        Run r = fit(flags, fn, p, curve, flags.common.seed + static_cast<std::uint64_t>(k), progress);
+        finals.push_back(r.final_loss);
+        if (k == 0) run = std::move(r);
+      }
+      std::vector<double> sorted = finals;
+      std::sort(sorted.begin(), sorted.end());
       const std::string tag = fn + "_p" + std::to_string(p);
       Csv pred({"x", "y"});
       for (Index i = 0; i < run.prediction.shape()[0]; ++i) pred.row({run.prediction(i, 0), run.prediction(i, 1)});
@@ -165,6 +177,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
       }
       loss.save(out.file("loss_" + tag + ".csv"));
       results.push_back({{"function", fn}, {"p", p}, {"final_loss", run.final_loss},
+                         {"final_losses", finals}, {"median_final_loss", sorted[sorted.size() / 2]},
+                         {"best_final_loss", sorted.front()},
                          {"final_mse_per_point", run.final_loss / static_cast<double>(curve.size())},
                          {"lbfgs_stop", run.lbfgs_stop}, {"seconds", run.seconds},
                          {"stats", stats_json(run.stats)}});
@@ -194,6 +208,8 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", flags.hidden, "Hidden width of the dynamics MLP")->check(CLI::PositiveNumber);
   app.add_option("--points", flags.points, "Data points per function")->check(CLI::Range(2, 100000));
   app.add_option("--noise", flags.noise, "Std of the Gaussian noise on y")->check(CLI::NonNegativeNumber);
+  app.add_option("--seeds", flags.seeds, "Initializations per model (figures show the first)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--t-end", flags.t_end, "Time of the last data point (x runs over [0, 2 pi])")
       ->check(CLI::PositiveNumber);
   app.add_option("--functions", flags.functions, "sin, sin_plus_x or both")
@@ -204,6 +220,7 @@ int main(int argc, char** argv) {
       if (!app.count("--lbfgs-iters")) flags.lbfgs_iters = 3;
       if (!app.count("--points")) flags.points = 20;
       if (!app.count("--augment")) flags.augment = {0, 2};
+      if (!app.count("--seeds")) flags.seeds = 1;
     }
     run_experiment(flags, argv[0]);
   });
