@@ -2,6 +2,7 @@
 #include "autodiff/kernels.h"
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -708,7 +709,30 @@ void reduce_rows_add(const T* x, Index n, T* g, Index m) {
   } else if (m == 1) {
     g[0] += sum(x, n);
   } else {
-    for (Index r = 0; r < n; r += m) binary_range(g, m, x + r, m, g, Index(0), m, [](auto u, auto v) { return u + v; });
+    // Narrow rows (a bias gradient of width 10..64): the pattern of lanes
+    // repeats every L = lcm(m, W) elements, so accumulate whole vectors in L/W
+    // registers over the flat array and fold the lanes into g once at the end
+    // instead of one short, tail-bound pass per row.
+    constexpr Index W = kW<T>;
+    const Index L = std::lcm(m, W);
+    constexpr Index kMaxAcc = 16;
+    if (L / W <= kMaxAcc && n >= 2 * L) {
+      Vec<T> acc[kMaxAcc];
+      const Index k = L / W;
+      for (Index j = 0; j < k; ++j) acc[j] = Vec<T>(T(0));
+      Index i = 0;
+      for (; i + L <= n; i += L) {
+        for (Index j = 0; j < k; ++j) acc[j] += load(x + i + j * W);
+      }
+      alignas(64) T lanes[kMaxAcc * 64 / sizeof(T)];
+      for (Index j = 0; j < k; ++j) store(lanes + j * W, acc[j]);
+      for (Index j = 0; j < L; ++j) g[j % m] += lanes[j];
+      for (; i < n; i += m) {  // the rows left over (fewer than L / m)
+        for (Index j = 0; j < m; ++j) g[j] += x[i + j];
+      }
+    } else {
+      for (Index r = 0; r < n; r += m) binary_range(g, m, x + r, m, g, Index(0), m, [](auto u, auto v) { return u + v; });
+    }
   }
 }
 

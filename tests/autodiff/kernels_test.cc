@@ -403,7 +403,8 @@ struct Shape2 {
   Index rows, cols;
 };
 constexpr Shape2 kShapes[] = {{0, 5}, {1, 1}, {3, 1}, {1, 15}, {2, 16}, {3, 17}, {5, 31},
-                              {4, 33}, {10, 100}, {7, 1000}, {97, 1031}, {1, 100003}};
+                              {4, 33}, {10, 100}, {7, 1000}, {97, 1031}, {1, 100003},
+                              {100, 10}, {128, 12}, {37, 20}, {100, 30}, {9, 8}};
 
 TYPED_TEST(KernelsTest, BinaryMapsBroadcastExactly) {
   using T = TypeParam;
