@@ -29,16 +29,8 @@ const char* adjoint_name(Method m) {
 }
 
 template <class T>
-struct AdjointContext {
-  Dynamics<T>* f;
-  SolverOptions options;
-  SolveStats* stats;  // the caller's, or &own
-  SolveStats own;
-  const T* times;
-  int ntimes;
-  int nparams;
+struct AdjointContext : SolveRecord<T> {
   bool end_time_input;
-  Shape state;
 };
 static_assert(std::is_trivially_destructible_v<AdjointContext<float>>);
 
@@ -197,17 +189,8 @@ Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T
   }
 
   auto* ctx = arena_array<AdjointContext<T>>(tape, 1);
-  ctx->f = &f;
-  ctx->options = o;
-  ctx->stats = stats ? stats : &ctx->own;
-  ctx->stats->reset();
-  T* saved_times = tape.scratch(times.size());
-  std::copy(times.begin(), times.end(), saved_times);
-  ctx->times = saved_times;
-  ctx->ntimes = static_cast<int>(times.size());
-  ctx->nparams = static_cast<int>(params.size());
+  init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->end_time_input = t1.valid();
-  ctx->state = h0.shape();
 
   const Index n = h0.size();
   auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
@@ -223,12 +206,8 @@ Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T
         [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
         [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(&last, 1));
   }
-  // Inputs: the initial state, every parameter, and the end time if given.
-  const std::size_t nin = 1 + params.size() + (t1.valid() ? 1 : 0);
-  Var<T>* inputs = arena_array<Var<T>>(tape, nin);
-  inputs[0] = h0;
-  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
-  if (t1.valid()) inputs[nin - 1] = t1;
+  std::size_t nin = 0;
+  Var<T>* inputs = node_inputs(tape, f, h0, t1, &nin);
   Node<T> node{};
   node.name = "odeint_adjoint";
   node.backward = &adjoint_backward<T>;

@@ -23,15 +23,7 @@ struct StepRecord {
 };
 
 template <class T>
-struct CheckpointContext {
-  Dynamics<T>* f;
-  SolverOptions options;
-  SolveStats* stats;
-  SolveStats own;
-  const T* times;
-  int ntimes;
-  int nparams;
-  Shape state;
+struct CheckpointContext : SolveRecord<T> {
   StepRecord<T>* last;
 };
 static_assert(std::is_trivially_destructible_v<CheckpointContext<float>>);
@@ -146,16 +138,7 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
   const std::vector<Parameter<T>*>& params = f.parameters();
 
   auto* ctx = arena_array<CheckpointContext<T>>(tape, 1);
-  ctx->f = &f;
-  ctx->options = o;
-  ctx->stats = stats ? stats : &ctx->own;
-  ctx->stats->reset();
-  T* saved_times = tape.scratch(times.size());
-  std::copy(times.begin(), times.end(), saved_times);
-  ctx->times = saved_times;
-  ctx->ntimes = static_cast<int>(times.size());
-  ctx->nparams = static_cast<int>(params.size());
-  ctx->state = h0.shape();
+  init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->last = nullptr;
 
   const Index n = h0.size();
@@ -182,10 +165,8 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
         },
         std::span<Var<T>>(&last, 1));
   }
-  const std::size_t nin = 1 + params.size();
-  Var<T>* inputs = arena_array<Var<T>>(tape, nin);
-  inputs[0] = h0;
-  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
+  std::size_t nin = 0;
+  Var<T>* inputs = node_inputs(tape, f, h0, Var<T>(), &nin);
   Node<T> node{};
   node.name = "odeint_checkpoint";
   node.backward = &checkpoint_backward<T>;

@@ -3,6 +3,7 @@
 
 // Pieces shared by the three gradient methods (internal to //ode).
 
+#include <algorithm>
 #include <new>
 #include <span>
 #include <string>
@@ -47,6 +48,50 @@ U* arena_array(Tape<T>& tape, std::size_t n) {
   U* p = tape.template scratch<U>(n);
   for (std::size_t i = 0; i < n; ++i) new (p + i) U();
   return p;
+}
+
+/// What the adjoint and checkpoint nodes keep about their solve (in the
+/// tape's arena: trivially destructible).
+template <class T>
+struct SolveRecord {
+  Dynamics<T>* f;
+  SolverOptions options;
+  SolveStats* stats;  // the caller's, or &own
+  SolveStats own;
+  const T* times;     // a copy, in the arena
+  int ntimes;
+  int nparams;
+  Shape state;
+};
+
+/// Fills a record for a solve of f from h0 at `times` (copying the times into
+/// the arena) and resets the counters.
+template <class T>
+void init_record(SolveRecord<T>& r, Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                 const SolverOptions& o, SolveStats* stats) {
+  r.f = &f;
+  r.options = o;
+  r.stats = stats ? stats : &r.own;
+  r.stats->reset();
+  T* saved = tape.scratch(times.size());
+  std::copy(times.begin(), times.end(), saved);
+  r.times = saved;
+  r.ntimes = static_cast<int>(times.size());
+  r.nparams = static_cast<int>(f.parameters().size());
+  r.state = h0.shape();
+}
+
+/// The inputs of a solve node: h0, a leaf per parameter of f, and the end
+/// time when given (an arena array of `count` Vars).
+template <class T>
+Var<T>* node_inputs(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, Var<T> t1, std::size_t* count) {
+  const std::vector<Parameter<T>*>& params = f.parameters();
+  *count = 1 + params.size() + (t1.valid() ? 1 : 0);
+  Var<T>* inputs = arena_array<Var<T>>(tape, *count);
+  inputs[0] = h0;
+  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
+  if (t1.valid()) inputs[*count - 1] = t1;
+  return inputs;
 }
 
 /// Counters for one engine: into `stats` if given.

@@ -1,44 +1,15 @@
 // A training step in steady state makes no heap allocation: the tape's arena
 // and node lists keep their capacity, optimizers allocate their state once,
-// the solvers keep their scratch in the arena. Counted by replacing the
-// global operator new in this test binary.
+// the solvers keep their scratch in the arena. Counted by allocation_counter,
+// which replaces the global operator new in this test binary.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <random>
 
 #include "autodiff/ops.h"
 #include "autodiff/optim.h"
 #include "models/model.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-// Tensors and tape arenas use the aligned forms.
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t align = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#include "tests/autodiff/allocation_counter.h"
 
 namespace anode {
 namespace {
@@ -47,21 +18,21 @@ namespace {
 template <class F>
 long allocations_in_steady_state(F step) {
   for (int i = 0; i < 5; ++i) step();
-  const long before = g_allocations.load();
+  const long before = testing::allocations();
   for (int i = 0; i < 20; ++i) step();
-  return g_allocations.load() - before;
+  return testing::allocations() - before;
 }
 
 TEST(Allocation, CounterWorks) {
   // A new-expression may be elided; library allocations are real calls.
-  const long before = g_allocations.load();
+  const long before = testing::allocations();
   std::vector<double> v;
   v.reserve(100);
   Tensor<float> t(Shape{10});
-  EXPECT_EQ(g_allocations.load() - before, 2);  // the vector and the tensor
-  const long mid = g_allocations.load();
+  EXPECT_EQ(testing::allocations() - before, 2);  // the vector and the tensor
+  const long mid = testing::allocations();
   Tape<float> tape;
-  EXPECT_GT(g_allocations.load() - mid, 0);  // a new tape reserves its lists
+  EXPECT_GT(testing::allocations() - mid, 0);  // a new tape reserves its lists
 }
 
 TEST(Allocation, MlpTrainingStepWithAdam) {

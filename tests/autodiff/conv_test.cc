@@ -19,37 +19,7 @@
 #include "autodiff/kernels.h"
 #include "autodiff/ops.h"
 #include "autodiff/thread_pool.h"
-
-// Heap allocations, counted by replacing the global operator new in this
-// test binary (as allocation_test does). GCC 12 inlines the replacements into
-// gtest's `new TestClass` / `delete` pairs and then flags malloc/free as a
-// mismatched pair (-Wmismatched-new-delete), a false positive here.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t align = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#include "tests/autodiff/allocation_counter.h"
 
 namespace anode {
 namespace {
@@ -344,9 +314,9 @@ TEST(ConvMemory, SteadyStateMakesNoHeapAllocation) {
     t.backward(sum(conv2d(h, t.param(w1))));
   };
   for (int i = 0; i < 3; ++i) step();
-  const long before = g_allocations.load();
+  const long before = testing::allocations();
   for (int i = 0; i < 5; ++i) step();
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::allocations() - before, 0);
 }
 
 // ---- Errors name the op and the shapes -------------------------------------------------
