@@ -726,7 +726,10 @@ void reduce_rows_add(const T* x, Index n, T* g, Index m) {
       }
       alignas(64) T lanes[kMaxAcc * 64 / sizeof(T)];
       for (Index j = 0; j < k; ++j) store(lanes + j * W, acc[j]);
-      for (Index j = 0; j < L; ++j) g[j % m] += lanes[j];
+      for (Index j = 0, r = 0; j < L; ++j) {  // g[j % m] += lanes[j], without a division
+        g[r] += lanes[j];
+        if (++r == m) r = 0;
+      }
       for (; i < n; i += m) {  // the rows left over (fewer than L / m)
         for (Index j = 0; j < m; ++j) g[j] += x[i + j];
       }
