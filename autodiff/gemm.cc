@@ -10,9 +10,13 @@
 //
 // Every C element is computed the same way whatever the tiling, the packing
 // or the thread split: one fused multiply-add per k in increasing order into
-// a register, then c = alpha * acc (first K block, beta == 0) or
+// a register, then c = alpha * acc (first K block, beta == 0),
+// c = fma(alpha, acc, bias[j]) (first K block of gemm_bias) or
 // c = fma(alpha, acc, beta * c). Threads split M or N, never K, so results
 // are bitwise independent of the thread count.
+//
+// Small operands are read in place: B of at most 32 KiB per block is not
+// packed, its ragged last vector loaded under a mask (AVX-512).
 #include "autodiff/gemm.h"
 
 #include <algorithm>
@@ -108,6 +112,34 @@ void store_n(T* p, const Vec<T>& v, Index n) {
   for (Index j = 0; j < n; ++j) p[j] = tmp[j];
 }
 
+// The first n (1 <= n <= W) lanes of p, a plain load when n == W.
+template <class T>
+Vec<T> load_part(const T* p, Index n) {
+  return n == Vec<T>::size ? Vec<T>::load_unaligned(p) : load_n(p, n);
+}
+
+// A mask of the first n (0 <= n <= W) lanes for load_masked.
+template <class T>
+unsigned lane_mask(Index n) {
+  return static_cast<unsigned>((std::uint64_t(1) << n) - 1);
+}
+
+// The lanes of p under mask (zero elsewhere; masked-off memory is not
+// touched) with AVX-512, where a masked load costs what a plain one does;
+// otherwise a plain load (callers then never need a partial mask).
+template <class T>
+Vec<T> load_masked(const T* p, [[maybe_unused]] unsigned mask) {
+#if XSIMD_WITH_AVX512F
+  if constexpr (kAvx512<T>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p);
+    else
+      return _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), p);
+  }
+#endif
+  return Vec<T>::load_unaligned(p);
+}
+
 #if XSIMD_WITH_AVX512F
 // In-register W x W transpose: r[i] lane j becomes r[j] lane i.
 inline void transpose(__m512 (&r)[16]) {
@@ -158,17 +190,28 @@ inline void transpose(__m512d (&r)[8]) {
 
 // ---- Micro-kernel ----------------------------------------------------------
 //
-// C[0:R, 0:cols] = alpha * A[0:R, 0:kc] B[0:kc, 0:cols] (+ beta * C).
+// C[0:R, 0:cols] = alpha * A[0:R, 0:kc] B[0:kc, 0:cols] (+ beta * C, or + bias).
 // A(i, p) is a[i * sa + p] when kRowA (A read in place, not transposed),
 // else a[p * sa + i] (packed sliver, sa = MR, or transposed A in place).
-// B(p, j) is b[p * sb + j] and NV * W columns must be readable (packed
-// slivers are zero-padded). (NV - 1) * W < cols <= NV * W.
+// B(p, j) is b[p * sb + j]. (NV - 1) * W < cols <= NV * W. Unless
+// masked_b, NV * W columns must be readable (packed slivers are
+// zero-padded); with masked_b (AVX-512 only) the last vector of each B row
+// is loaded under a mask, so B can be read in place whatever its width.
+// bias, if not null, replaces beta * C: c = fma(alpha, acc, bias[j]).
+
+template <class T>
+struct Epilogue {
+  T alpha, beta;
+  const T* bias;  // cols values, or null
+};
 
 template <class T, int R, int NV, bool kRowA>
-void micro_kernel(Index kc, const T* a, Index sa, const T* b, Index sb, T* c, Index ldc,
-                  Index cols, T alpha, T beta) {
+void micro_kernel(Index kc, const T* a, Index sa, const T* b, Index sb, bool masked_b, T* c,
+                  Index ldc, Index cols, Epilogue<T> ep) {
   using V = Vec<T>;
   constexpr int W = Tile<T>::kW;
+  const Index last = cols - (NV - 1) * W;  // lanes of the last vector, 1..W
+  [[maybe_unused]] const auto mask = lane_mask<T>(masked_b ? last : W);
   V acc[R][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
@@ -180,7 +223,8 @@ void micro_kernel(Index kc, const T* a, Index sa, const T* b, Index sb, T* c, In
   for (Index p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = V::load_unaligned(b + p * sb + v * W);
+    for (int v = 0; v < NV - 1; ++v) bv[v] = V::load_unaligned(b + p * sb + v * W);
+    bv[NV - 1] = load_masked(b + p * sb + (NV - 1) * W, mask);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       V av(kRowA ? a[i * sa + p] : a[p * sa + i]);
@@ -189,42 +233,55 @@ void micro_kernel(Index kc, const T* a, Index sa, const T* b, Index sb, T* c, In
     }
   }
 
-  // c = alpha * acc, or fma(alpha, acc, beta * c): the same rounding in
-  // every path (full, partial, any tile) keeps results tiling-independent.
-  const V va(alpha), vb(beta);
-  const Index last = cols - (NV - 1) * W;  // lanes of the last vector, 1..W
-  if (beta == T(0)) {
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      T* ci = c + i * ldc;
+  // c = alpha * acc, fma(alpha, acc, beta * c) or fma(alpha, acc, bias): the
+  // same rounding in every path (full, partial, any tile) keeps results
+  // tiling-independent, and the bias form equals copying the bias into C
+  // and accumulating with beta = 1.
+  const V va(ep.alpha);
+  if (ep.bias != nullptr) {
+    V bias[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV - 1; ++v) (va * acc[i][v]).store_unaligned(ci + v * W);
-      T* cl = ci + (NV - 1) * W;
-      const V r = va * acc[i][NV - 1];
-      if (last == W)
-        r.store_unaligned(cl);
-      else
-        store_n(cl, r, last);
-    }
+    for (int v = 0; v < NV - 1; ++v) bias[v] = V::load_unaligned(ep.bias + v * W);
+    bias[NV - 1] = load_part(ep.bias + (NV - 1) * W, last);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(va, acc[i][v], bias[v]);
+  } else if (ep.beta == T(0)) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = va * acc[i][v];
   } else {
+    // Every row of C is read before any is written: a row that starts
+    // inside the 64 bytes just stored under a mask (ldc < W) cannot be
+    // forwarded from the store and would wait for it to retire (~20 cycles
+    // per row, most of the time of a 100 x 10 product).
+    const V vb(ep.beta);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      T* ci = c + i * ldc;
+      const T* ci = c + i * ldc;
 #pragma GCC unroll 4
       for (int v = 0; v < NV - 1; ++v)
-        xsimd::fma(va, acc[i][v], vb * V::load_unaligned(ci + v * W)).store_unaligned(ci + v * W);
-      T* cl = ci + (NV - 1) * W;
-      if (last == W) {
-        xsimd::fma(va, acc[i][NV - 1], vb * V::load_unaligned(cl)).store_unaligned(cl);
-      } else {
-        store_n(cl, xsimd::fma(va, acc[i][NV - 1], vb * load_n(cl, last)), last);
-      }
+        acc[i][v] = xsimd::fma(va, acc[i][v], vb * V::load_unaligned(ci + v * W));
+      acc[i][NV - 1] = xsimd::fma(va, acc[i][NV - 1], vb * load_part(ci + (NV - 1) * W, last));
     }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    T* ci = c + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV - 1; ++v) acc[i][v].store_unaligned(ci + v * W);
+    if (last == W)
+      acc[i][NV - 1].store_unaligned(ci + (NV - 1) * W);
+    else
+      store_n(ci + (NV - 1) * W, acc[i][NV - 1], last);
   }
 }
 
 template <class T>
-using KernelFn = void (*)(Index, const T*, Index, const T*, Index, T*, Index, Index, T, T);
+using KernelFn = void (*)(Index, const T*, Index, const T*, Index, bool, T*, Index, Index,
+                          Epilogue<T>);
 
 template <class T, bool kRowA, int NV, int... Rs>
 constexpr std::array<KernelFn<T>, sizeof...(Rs)> kernel_row(std::integer_sequence<int, Rs...>) {
@@ -348,6 +405,7 @@ struct Problem {
   const T* b;
   Index ldb;
   T beta;
+  const T* bias;  // n values added to every row of C instead of beta * C, or null
   T* c;
   Index ldc;
 };
@@ -392,13 +450,16 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
   Buffers<T>& bufs = buffers<T>();
   T* abuf = pack_a ? bufs.a.get(a_slivers * MR * kc_max) : nullptr;
   const Index b_slivers_max = (nb_max + NR - 1) / NR;
-  // In-place B still packs a ragged last sliver (its last vector would
-  // read past the row).
-  T* bbuf = bufs.b.get((pack_b ? b_slivers_max : 1) * NR * kc_max);
+  // Without AVX-512 (no masked loads), in-place B still packs a ragged last
+  // sliver (its last vector would read past the row).
+  T* bbuf = pack_b || !kAvx512<T> ? bufs.b.get((pack_b ? b_slivers_max : 1) * NR * kc_max)
+                                  : nullptr;
 
   for (Index p0 = 0; p0 < pr.k; p0 += kc_max) {
     const Index kc = std::min(kc_max, pr.k - p0);
+    // Later K blocks accumulate onto what the first one stored.
     const T beta = p0 == 0 ? pr.beta : T(1);
+    const T* bias = p0 == 0 ? pr.bias : nullptr;
 
     if (pack_a) {
       for (Index s = 0; s < a_slivers; ++s) {
@@ -423,7 +484,7 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
           else
             pack_rows<T, NR>(pr.b + p0 * pr.ldb + j, pr.ldb, w, kc, d);
         }
-      } else if (nb % W != 0) {
+      } else if (!kAvx512<T> && nb % W != 0) {
         const Index j = jb + (b_slivers - 1) * NR;
         pack_rows<T, NR>(pr.b + p0 * pr.ldb + j, pr.ldb, jb + nb - j, kc, bbuf);
       }
@@ -435,26 +496,30 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
           const int nv = static_cast<int>((w + W - 1) / W);
           const T* bp;
           Index sb;
+          bool masked_b = false;
           if (pack_b) {
             bp = bbuf + t * NR * kc;
             sb = NR;
-          } else if (w % W != 0) {
+          } else if (!kAvx512<T> && w % W != 0) {
             bp = bbuf;
             sb = NR;
           } else {
+            // In place; a ragged last vector is read under a mask.
             bp = pr.b + p0 * pr.ldb + j;
             sb = pr.ldb;
+            masked_b = w % W != 0;
           }
           T* cp = pr.c + i * pr.ldc + j;
+          const Epilogue<T> ep{pr.alpha, beta, bias != nullptr ? bias + j : nullptr};
           if (pack_a) {
-            kKernels<T, false>[nv - 1][h - 1](kc, abuf + s * MR * kc, MR, bp, sb, cp, pr.ldc, w,
-                                               pr.alpha, beta);
+            kKernels<T, false>[nv - 1][h - 1](kc, abuf + s * MR * kc, MR, bp, sb, masked_b, cp,
+                                               pr.ldc, w, ep);
           } else if (pr.trans_a) {
-            kKernels<T, false>[nv - 1][h - 1](kc, pr.a + p0 * pr.lda + i, pr.lda, bp, sb, cp,
-                                               pr.ldc, w, pr.alpha, beta);
+            kKernels<T, false>[nv - 1][h - 1](kc, pr.a + p0 * pr.lda + i, pr.lda, bp, sb,
+                                               masked_b, cp, pr.ldc, w, ep);
           } else {
-            kKernels<T, true>[nv - 1][h - 1](kc, pr.a + i * pr.lda + p0, pr.lda, bp, sb, cp,
-                                              pr.ldc, w, pr.alpha, beta);
+            kKernels<T, true>[nv - 1][h - 1](kc, pr.a + i * pr.lda + p0, pr.lda, bp, sb,
+                                              masked_b, cp, pr.ldc, w, ep);
           }
         }
       }
@@ -489,19 +554,13 @@ void scale_c(Index m, Index n, T beta, T* c, Index ldc) {
 // line takes ~250 ns between cores), so 128x64x64 gained nothing measurable.
 constexpr Index kParallelMinWork = Index(1) << 20;
 
-}  // namespace
-
+// Runs a problem with k > 0 and alpha != 0, splitting it over the pool
+// when large enough.
 template <class T>
-void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
-          const T* b, Index ldb, T beta, T* c, Index ldc) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0 || alpha == T(0)) {
-    scale_c(m, n, beta, c, ldc);
-    return;
-  }
-  const Problem<T> pr{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+void run(const Problem<T>& pr) {
+  const Index m = pr.m, n = pr.n;
   const int threads = num_threads();
-  if (threads == 1 || m * n * k < kParallelMinWork) {
+  if (threads == 1 || m * n * pr.k < kParallelMinWork) {
     gemm_block(pr, 0, m, 0, n);
     return;
   }
@@ -519,9 +578,37 @@ void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const 
   }
 }
 
+}  // namespace
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
+          const T* b, Index ldb, T beta, T* c, Index ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  run(Problem<T>{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, nullptr, c, ldc});
+}
+
+template <class T>
+void gemm_bias(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a,
+               Index lda, const T* b, Index ldb, const T* bias, T* c, Index ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) {
+    for (Index i = 0; i < m; ++i) std::copy(bias, bias + n, c + i * ldc);
+    return;
+  }
+  run(Problem<T>{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, T(1), bias, c, ldc});
+}
+
 template void gemm<float>(bool, bool, Index, Index, Index, float, const float*, Index, const float*,
                           Index, float, float*, Index);
 template void gemm<double>(bool, bool, Index, Index, Index, double, const double*, Index,
                            const double*, Index, double, double*, Index);
+template void gemm_bias<float>(bool, bool, Index, Index, Index, float, const float*, Index,
+                               const float*, Index, const float*, float*, Index);
+template void gemm_bias<double>(bool, bool, Index, Index, Index, double, const double*, Index,
+                                const double*, Index, const double*, double*, Index);
 
 }  // namespace anode

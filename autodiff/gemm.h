@@ -21,6 +21,14 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
           const T* b, Index ldb, T beta, T* c, Index ldc);
 
+/// C = alpha * op(A) * op(B) + bias, the n values of bias added to every row
+/// of C (C is only written). Each element is rounded as gemm() with beta = 1
+/// rounds it after C's rows were set to the bias, without the copy (a
+/// fused layer bias). Otherwise as gemm().
+template <class T>
+void gemm_bias(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const T* a,
+               Index lda, const T* b, Index ldb, const T* bias, T* c, Index ldc);
+
 }  // namespace anode
 
 #endif  // ANODE_AUTODIFF_GEMM_H_

@@ -320,9 +320,11 @@ struct Linear {
     }
     auto [y, out] = t.make_output(Shape{rows, outs});
     if (bias.valid()) {
-      // Start from the bias rows and accumulate x W^T onto them.
-      for (Index r = 0; r < rows; ++r) std::memcpy(out + r * outs, bias.data(), sizeof(T) * outs);
-      gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(1), out, outs);
+      // The bias enters in the GEMM's epilogue (y = x W^T + b rounded once per
+      // element), not as rows copied into y first: for the narrow layers of
+      // an ODE's dynamics the copies cost as much as the product.
+      gemm_bias<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, bias.data(), out,
+                   outs);
       t.record(y, {x, w, bias}, node<T>("linear", &backward));
     } else {
       gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(0), out, outs);

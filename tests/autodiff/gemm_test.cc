@@ -175,6 +175,55 @@ TYPED_TEST(GemmTest, BetaZeroIgnoresNaNInC) {
       }
 }
 
+// gemm_bias must round every element exactly as copying the bias into C's
+// rows and accumulating with beta = 1 does (Linear's forward relied on the
+// latter), over one and several K blocks, every transpose, ragged widths and
+// products split over threads (by rows or by columns), and must not touch
+// C's row padding.
+TYPED_TEST(GemmTest, BiasMatchesCopiedBiasWithBetaOne) {
+  using T = TypeParam;
+  const Case shapes[] = {
+      {false, false, 1, 1, 1, 1.0, 1.0},      {false, false, 100, 10, 30, 1.0, 1.0},
+      {false, false, 100, 30, 10, 1.0, 1.0},  {false, false, 100, 20, 784, 1.0, 1.0},
+      {false, false, 17, 33, 65, -0.5, 1.0},  {false, false, 33, 530, 7, 2.0, 1.0},
+      {false, false, 129, 129, 400, 1.0, 1.0, 3}, {false, false, 12, 16, 5, 1.0, 1.0, 1},
+      {false, false, 5, 7, 0, 1.0, 1.0, 2},   {false, false, 9, 11, 13, 0.0, 1.0},
+      {false, false, 16, 1030, 70, 1.0, 1.0},  // split over threads by columns
+  };
+  for (bool ta : kBools)
+    for (bool tb : kBools)
+      for (Case cs : shapes) {
+        cs.ta = ta;
+        cs.tb = tb;
+        SCOPED_TRACE(describe(cs));
+        std::mt19937 rng(3);
+        Matrix<T> a = cs.ta ? Matrix<T>(cs.k, cs.m, cs.pad, rng) : Matrix<T>(cs.m, cs.k, cs.pad, rng);
+        Matrix<T> b = cs.tb ? Matrix<T>(cs.n, cs.k, cs.pad, rng) : Matrix<T>(cs.k, cs.n, cs.pad, rng);
+        const Matrix<T> bias(1, cs.n, 0, rng);
+        // C starts as NaN: gemm_bias must not read it.
+        Matrix<T> got(cs.m, cs.n, cs.pad, rng), want(cs.m, cs.n, cs.pad, rng);
+        for (Index i = 0; i < cs.m; ++i)
+          for (Index j = 0; j < cs.n; ++j) {
+            got.at(i, j) = std::numeric_limits<T>::quiet_NaN();
+            want.at(i, j) = bias.at(0, j);
+          }
+        const T alpha = static_cast<T>(cs.alpha);
+        gemm_bias<T>(cs.ta, cs.tb, cs.m, cs.n, cs.k, alpha, a.data.data(), a.ld, b.data.data(),
+                     b.ld, bias.data.data(), got.data.data(), got.ld);
+        gemm<T>(cs.ta, cs.tb, cs.m, cs.n, cs.k, alpha, a.data.data(), a.ld, b.data.data(), b.ld,
+                T(1), want.data.data(), want.ld);
+        int failures = 0;
+        for (Index i = 0; i < cs.m; ++i) {
+          for (Index j = 0; j < cs.n; ++j)
+            if (std::memcmp(&got.at(i, j), &want.at(i, j), sizeof(T)) != 0 && ++failures <= 5)
+              ADD_FAILURE() << "C(" << i << ", " << j << ") = " << got.at(i, j) << ", want "
+                            << want.at(i, j);
+          for (Index j = cs.n; j < got.ld; ++j)
+            if (!std::isnan(got.at(i, j)) && ++failures <= 5) ADD_FAILURE() << "wrote C padding";
+        }
+      }
+}
+
 // Restores the thread count when a test ends.
 class ThreadCount {
  public:
