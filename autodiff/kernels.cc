@@ -375,26 +375,35 @@ void map1(const T* x, T* y, Index n, Index grain, F f) {
   split(n, grain, [&](Index b, Index e) { map1_range(x + b, y + b, e - b, f); });
 }
 
-// z[i] = f(u[i], v[i], z[i]).
-template <class T, class F>
+// z[i] = f(u[i], v[i], z[i]), or f(u[i], v[i], 0) without reading z when
+// kOverwrite (an accumulating kernel's first write into a fresh buffer: the
+// same bits as accumulating into zeros).
+template <bool kOverwrite, class T, class F>
 void map3_range(const T* u, const T* v, T* z, Index n, F f) {
   constexpr Index W = kW<T>;
+  const Vec<T> zero(T(0));
   Index i = 0;
-  for (; i + W <= n; i += W) store(z + i, f(load(u + i), load(v + i), load(z + i)));
+  for (; i + W <= n; i += W)
+    store(z + i, f(load(u + i), load(v + i), kOverwrite ? zero : load(z + i)));
   if (i < n) {
     alignas(64) T bu[W] = {}, bv[W] = {}, bz[W] = {};
     const Index r = n - i;
     std::copy(u + i, u + n, bu);
     std::copy(v + i, v + n, bv);
-    std::copy(z + i, z + n, bz);
+    if (!kOverwrite) std::copy(z + i, z + n, bz);
     store(bz, f(load(bu), load(bv), load(bz)));
     std::copy(bz, bz + r, z + i);
   }
 }
 
 template <class T, class F>
-void map3(const T* u, const T* v, T* z, Index n, Index grain, F f) {
-  split(n, grain, [&](Index b, Index e) { map3_range(u + b, v + b, z + b, e - b, f); });
+void map3(const T* u, const T* v, T* z, Index n, Index grain, F f, bool overwrite = false) {
+  split(n, grain, [&](Index b, Index e) {
+    if (overwrite)
+      map3_range<true>(u + b, v + b, z + b, e - b, f);
+    else
+      map3_range<false>(u + b, v + b, z + b, e - b, f);
+  });
 }
 
 // One contiguous stretch of a periodic binary map; AV / BV: the operand is a
@@ -613,42 +622,48 @@ void scale(const T* x, T c, T* y, Index n) {
 // ---- Unary backward ---------------------------------------------------------------
 
 template <class T>
-void tanh_backward(const T* y, const T* gy, T* gx, Index n) {
+void tanh_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite) {
   map3(y, gy, gx, n, kGrainMemory,
-       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, fnmadd(v, v, Vec<T>(1)), acc); });
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, fnmadd(v, v, Vec<T>(1)), acc); }, overwrite);
 }
 template <class T>
-void sigmoid_backward(const T* y, const T* gy, T* gx, Index n) {
+void sigmoid_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite) {
   map3(y, gy, gx, n, kGrainMemory,
-       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v * (Vec<T>(1) - v), acc); });
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v * (Vec<T>(1) - v), acc); }, overwrite);
 }
 template <class T>
-void relu_backward(const T* x, const T* gy, T* gx, Index n) {
+void relu_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
   // A mask, not a product: gy is dropped (even inf/NaN) where x <= 0.
   map3(x, gy, gx, n, kGrainMemory,
-       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return xsimd::select(v > Vec<T>(0), acc + g, acc); });
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return xsimd::select(v > Vec<T>(0), acc + g, acc); }, overwrite);
 }
 template <class T>
-void softplus_backward(const T* x, const T* gy, T* gx, Index n) {
+void softplus_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
   map3(x, gy, gx, n, kGrainCompute,
-       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, sigmoid_v(v), acc); });
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, sigmoid_v(v), acc); }, overwrite);
 }
 template <class T>
-void exp_backward(const T* y, const T* gy, T* gx, Index n) {
-  map3(y, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v, acc); });
+void exp_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(
+      y, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v, acc); },
+      overwrite);
 }
 template <class T>
-void log_backward(const T* x, const T* gy, T* gx, Index n) {
-  map3(x, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) { return acc + g / v; });
+void log_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(
+      x, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) { return acc + g / v; },
+      overwrite);
 }
 template <class T>
-void sqrt_backward(const T* y, const T* gy, T* gx, Index n) {
+void sqrt_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite) {
   map3(y, gy, gx, n, kGrainMemory,
-       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return acc + (Vec<T>(0.5) * g) / v; });
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return acc + (Vec<T>(0.5) * g) / v; }, overwrite);
 }
 template <class T>
-void square_backward(const T* x, const T* gy, T* gx, Index n) {
-  map3(x, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v + v, acc); });
+void square_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(
+      x, gy, gx, n, kGrainMemory,
+      [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, v + v, acc); }, overwrite);
 }
 
 // ---- Binary maps -------------------------------------------------------------------
@@ -678,9 +693,11 @@ void add_to(const T* x, T* y, Index n) {
 }
 
 template <class T>
-void axpy(T alpha, const T* x, T* y, Index n) {
+void axpy(T alpha, const T* x, T* y, Index n, bool overwrite) {
   const Vec<T> av(alpha);
-  map3(x, x, y, n, kGrainMemory, [av](Vec<T> v, Vec<T>, Vec<T> acc) { return fmadd(av, v, acc); });
+  map3(
+      x, x, y, n, kGrainMemory, [av](Vec<T> v, Vec<T>, Vec<T> acc) { return fmadd(av, v, acc); },
+      overwrite);
 }
 
 template <class T>
@@ -959,20 +976,20 @@ void softmax_xent_backward(const T* p, const int* labels, Index rows, Index cols
   template void sqrt<T>(const T*, T*, Index);                                                   \
   template void square<T>(const T*, T*, Index);                                                 \
   template void scale<T>(const T*, T, T*, Index);                                               \
-  template void tanh_backward<T>(const T*, const T*, T*, Index);                                \
-  template void sigmoid_backward<T>(const T*, const T*, T*, Index);                             \
-  template void relu_backward<T>(const T*, const T*, T*, Index);                                \
-  template void softplus_backward<T>(const T*, const T*, T*, Index);                            \
-  template void exp_backward<T>(const T*, const T*, T*, Index);                                 \
-  template void log_backward<T>(const T*, const T*, T*, Index);                                 \
-  template void sqrt_backward<T>(const T*, const T*, T*, Index);                                \
-  template void square_backward<T>(const T*, const T*, T*, Index);                              \
+  template void tanh_backward<T>(const T*, const T*, T*, Index, bool);                          \
+  template void sigmoid_backward<T>(const T*, const T*, T*, Index, bool);                       \
+  template void relu_backward<T>(const T*, const T*, T*, Index, bool);                          \
+  template void softplus_backward<T>(const T*, const T*, T*, Index, bool);                      \
+  template void exp_backward<T>(const T*, const T*, T*, Index, bool);                           \
+  template void log_backward<T>(const T*, const T*, T*, Index, bool);                           \
+  template void sqrt_backward<T>(const T*, const T*, T*, Index, bool);                          \
+  template void square_backward<T>(const T*, const T*, T*, Index, bool);                        \
   template void add<T>(const T*, Index, const T*, Index, T*, Index);                            \
   template void sub<T>(const T*, Index, const T*, Index, T*, Index);                            \
   template void mul<T>(const T*, Index, const T*, Index, T*, Index);                            \
   template void div<T>(const T*, Index, const T*, Index, T*, Index);                            \
   template void add_to<T>(const T*, T*, Index);                                                 \
-  template void axpy<T>(T, const T*, T*, Index);                                                \
+  template void axpy<T>(T, const T*, T*, Index, bool);                                          \
   template void lincomb<T>(const T* const*, const T*, Index, T*, Index);                        \
   template void reduce_rows_add<T>(const T*, Index, T*, Index);                                 \
   template void broadcast_add<T>(const T*, Index, T*, Index);                                   \

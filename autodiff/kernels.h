@@ -5,7 +5,9 @@
 // ops in ops.h. Each has an xsimd vector body and a tail; pointers need no
 // particular alignment. Outputs may alias inputs of the same length unless
 // noted. "Backward" kernels ACCUMULATE into their gradient output
-// (gx += ...), never overwrite.
+// (gx += ...), unless given overwrite = true: then they store what adding
+// into zeros would give (the same bits) without reading gx, for the first
+// write into a fresh adjoint buffer (Tape::in_grad).
 //
 // Periodic broadcasting: a binary kernel's operand of length m (m divides n)
 // repeats with period m over the n outputs: m == n is elementwise, m == 1 a
@@ -44,23 +46,31 @@ template <class T> void square(const T* x, T* y, Index n);
 /// y = c * x
 template <class T> void scale(const T* x, T c, T* y, Index n);
 
-// ---- Unary backward: gx[i] += gy[i] * f'(.) -------------------------------
+// ---- Unary backward: gx[i] += gy[i] * f'(.) (overwrite: see top) ----------
 /// gx += gy * (1 - y^2), y = tanh(x)
-template <class T> void tanh_backward(const T* y, const T* gy, T* gx, Index n);
+template <class T>
+void tanh_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy * y * (1 - y), y = sigmoid(x)
-template <class T> void sigmoid_backward(const T* y, const T* gy, T* gx, Index n);
+template <class T>
+void sigmoid_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy where x > 0 (a mask: gy is dropped, even if inf/NaN, where x <= 0)
-template <class T> void relu_backward(const T* x, const T* gy, T* gx, Index n);
+template <class T>
+void relu_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy * sigmoid(x)
-template <class T> void softplus_backward(const T* x, const T* gy, T* gx, Index n);
+template <class T>
+void softplus_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy * y, y = exp(x)
-template <class T> void exp_backward(const T* y, const T* gy, T* gx, Index n);
+template <class T>
+void exp_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy / x
-template <class T> void log_backward(const T* x, const T* gy, T* gx, Index n);
+template <class T>
+void log_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy * 0.5 / y, y = sqrt(x)
-template <class T> void sqrt_backward(const T* y, const T* gy, T* gx, Index n);
+template <class T>
+void sqrt_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite = false);
 /// gx += gy * 2 x
-template <class T> void square_backward(const T* x, const T* gy, T* gx, Index n);
+template <class T>
+void square_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
 
 // ---- Binary maps with periodic broadcasting (see top) ---------------------
 /// y[i] = a[i % na] + b[i % nb], i < n; na and nb each divide n.
@@ -72,8 +82,8 @@ template <class T> void div(const T* a, Index na, const T* b, Index nb, T* y, In
 // ---- BLAS-1 style ---------------------------------------------------------
 /// y += x
 template <class T> void add_to(const T* x, T* y, Index n);
-/// y += alpha * x
-template <class T> void axpy(T alpha, const T* x, T* y, Index n);
+/// y += alpha * x (overwrite: y = alpha * x + 0, y not read)
+template <class T> void axpy(T alpha, const T* x, T* y, Index n, bool overwrite = false);
 /// y = x[0] * c[0] + ... + x[k-1] * c[k-1] (k >= 1); y may alias none of x.
 template <class T> void lincomb(const T* const* x, const T* c, Index k, T* y, Index n);
 /// g[i % m] += x[i] for i < n (sum of the n/m rows of period m into g).

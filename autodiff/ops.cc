@@ -45,6 +45,20 @@ void accumulate(const T* g, Index n, T* dst, Index m) {
   }
 }
 
+// The same into an input adjoint from Tape::in_grad: a fresh one is
+// assigned (copied, or zeroed and then reduced into).
+template <class T>
+void accumulate(const T* g, Index n, typename Tape<T>::Grad dst, Index m) {
+  if (dst.fresh) {
+    if (m == n) {
+      std::memcpy(dst.data, g, sizeof(T) * n);
+      return;
+    }
+    std::memset(dst.data, 0, sizeof(T) * m);
+  }
+  accumulate(g, n, dst.data, m);
+}
+
 // ---- Broadcasting binary ops -------------------------------------------------
 
 // True if `small` broadcasts against `big`: a single element, or equal to
@@ -108,26 +122,33 @@ struct Binary {
     const T* a = t.in_value(nd, 0);
     const T* b = t.in_value(nd, 1);
     const Index na = t.in_shape(nd, 0).numel(), nb = t.in_shape(nd, 1).numel();
-    T* ga = t.in_adj(nd, 0);
-    T* gb = t.in_adj(nd, 1);
     switch (K) {
       case BinaryKind::kAdd:
-        if (ga) accumulate(gy, n, ga, na);
-        if (gb) accumulate(gy, n, gb, nb);
+        if (auto ga = t.in_grad(nd, 0)) accumulate(gy, n, ga, na);
+        if (auto gb = t.in_grad(nd, 1)) accumulate(gy, n, gb, nb);
         break;
       case BinaryKind::kSub:
-        if (ga) accumulate(gy, n, ga, na);
-        if (gb) {
-          T* tmp = t.scratch(n);
-          kernels::scale(gy, T(-1), tmp, n);
-          accumulate(tmp, n, gb, nb);
+        if (auto ga = t.in_grad(nd, 0)) accumulate(gy, n, ga, na);
+        if (auto gb = t.in_grad(nd, 1)) {
+          if (gb.fresh && nb == n) {
+            kernels::scale(gy, T(-1), gb.data, n);
+          } else {
+            T* tmp = t.scratch(n);
+            kernels::scale(gy, T(-1), tmp, n);
+            accumulate(tmp, n, gb, nb);
+          }
         }
         break;
-      case BinaryKind::kMul:
+      case BinaryKind::kMul: {
+        T* ga = t.in_adj(nd, 0);
+        T* gb = t.in_adj(nd, 1);
         if (ga) kernels::mul_reduce_add(gy, b, nb, n, ga, na);
         if (gb) kernels::mul_reduce_add(gy, a, na, n, gb, nb);
         break;
+      }
       case BinaryKind::kDiv: {
+        T* ga = t.in_adj(nd, 0);
+        T* gb = t.in_adj(nd, 1);
         // d/da = g / b; d/db = -(g / b) * y.
         T* tmp = t.scratch(n);
         kernels::div(gy, n, b, nb, tmp, n);
@@ -157,10 +178,11 @@ struct Binary {
       return y;                                                                            \
     }                                                                                      \
     static void backward(Tape<T>& t, const Node<T>& nd) {                                  \
-      T* gx = t.in_adj(nd, 0);                                                             \
+      auto gx = t.in_grad(nd, 0);                                                          \
       if (!gx) return;                                                                     \
       const T* u = (uses_output) ? t.slot(nd.out).value : t.in_value(nd, 0);               \
-      kernels::op##_backward(u, t.out_adj(nd), gx, t.slot(nd.out).shape.numel());          \
+      kernels::op##_backward(u, t.out_adj(nd), gx.data, t.slot(nd.out).shape.numel(),      \
+                             gx.fresh);                                                    \
     }                                                                                      \
   };
 ANODE_UNARY_OP(tanh, true)
@@ -187,8 +209,9 @@ struct Scale {
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) {
-      kernels::axpy(static_cast<T>(nd.attr[0]), t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+    if (auto gx = t.in_grad(nd, 0)) {
+      kernels::axpy(static_cast<T>(nd.attr[0]), t.out_adj(nd), gx.data,
+                    t.slot(nd.out).shape.numel(), gx.fresh);
     }
   }
 };
@@ -203,7 +226,8 @@ struct AddScalar {
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) kernels::add_to(t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+    const Index n = t.slot(nd.out).shape.numel();
+    if (auto gx = t.in_grad(nd, 0)) accumulate(t.out_adj(nd), n, gx, n);
   }
 };
 
@@ -244,7 +268,7 @@ struct Lincomb {
     const T* c = static_cast<const T*>(nd.saved);
     const Index n = t.slot(nd.out).shape.numel();
     for (int i = 0; i < nd.in_count; ++i) {
-      if (T* gx = t.in_adj(nd, i)) kernels::axpy(c[i], t.out_adj(nd), gx, n);
+      if (auto gx = t.in_grad(nd, i)) kernels::axpy(c[i], t.out_adj(nd), gx.data, n, gx.fresh);
     }
   }
 };
@@ -283,18 +307,21 @@ struct Matmul {
     const T* b = t.in_value(nd, 1);
     const T* g = t.out_adj(nd);
     const Index lda = sa[1], ldb = sb[1];
-    if (T* ga = t.in_adj(nd, 0)) {
+    // beta = 0 into a fresh adjoint: assigned, never read.
+    if (auto ga = t.in_grad(nd, 0)) {
+      const T beta = ga.fresh ? T(0) : T(1);
       if (!ta) {
-        gemm<T>(false, !tb, m, k, n, T(1), g, n, b, ldb, T(1), ga, k);  // g op(b)^T
+        gemm<T>(false, !tb, m, k, n, T(1), g, n, b, ldb, beta, ga.data, k);  // g op(b)^T
       } else {
-        gemm<T>(tb, true, k, m, n, T(1), b, ldb, g, n, T(1), ga, m);  // op(b) g^T
+        gemm<T>(tb, true, k, m, n, T(1), b, ldb, g, n, beta, ga.data, m);  // op(b) g^T
       }
     }
-    if (T* gb = t.in_adj(nd, 1)) {
+    if (auto gb = t.in_grad(nd, 1)) {
+      const T beta = gb.fresh ? T(0) : T(1);
       if (!tb) {
-        gemm<T>(!ta, false, k, n, m, T(1), a, lda, g, n, T(1), gb, n);  // op(a)^T g
+        gemm<T>(!ta, false, k, n, m, T(1), a, lda, g, n, beta, gb.data, n);  // op(a)^T g
       } else {
-        gemm<T>(true, ta, n, k, m, T(1), g, n, a, lda, T(1), gb, k);  // g^T op(a)
+        gemm<T>(true, ta, n, k, m, T(1), g, n, a, lda, beta, gb.data, k);  // g^T op(a)
       }
     }
   }
@@ -336,11 +363,14 @@ struct Linear {
     const Shape& sx = t.in_shape(nd, 0);
     const Index rows = sx[0], in = sx[1], outs = t.in_shape(nd, 1)[0];
     const T* g = t.out_adj(nd);
-    if (T* gx = t.in_adj(nd, 0)) {
-      gemm<T>(false, false, rows, in, outs, T(1), g, outs, t.in_value(nd, 1), in, T(1), gx, in);
+    // beta = 0 into a fresh adjoint: assigned, never read.
+    if (auto gx = t.in_grad(nd, 0)) {
+      gemm<T>(false, false, rows, in, outs, T(1), g, outs, t.in_value(nd, 1), in,
+              gx.fresh ? T(0) : T(1), gx.data, in);
     }
-    if (T* gw = t.in_adj(nd, 1)) {
-      gemm<T>(true, false, outs, in, rows, T(1), g, outs, t.in_value(nd, 0), in, T(1), gw, in);
+    if (auto gw = t.in_grad(nd, 1)) {
+      gemm<T>(true, false, outs, in, rows, T(1), g, outs, t.in_value(nd, 0), in,
+              gw.fresh ? T(0) : T(1), gw.data, in);
     }
     if (nd.in_count == 3) {
       if (T* gb = t.in_adj(nd, 2)) kernels::reduce_rows_add(g, rows * outs, gb, outs);
@@ -439,7 +469,8 @@ struct Reshape {
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) kernels::add_to(t.out_adj(nd), gx, t.slot(nd.out).shape.numel());
+    const Index n = t.slot(nd.out).shape.numel();
+    if (auto gx = t.in_grad(nd, 0)) accumulate(t.out_adj(nd), n, gx, n);
   }
 };
 
@@ -544,8 +575,12 @@ struct Concat {
     Index off = 0;
     for (int i = 0; i < nd.in_count; ++i) {
       const Index w = t.in_shape(nd, i)[axis] * inner;
-      if (T* gx = t.in_adj(nd, i)) {
-        for (Index o = 0; o < outer; ++o) kernels::add_to(t.out_adj(nd) + o * total + off, gx + o * w, w);
+      if (auto gx = t.in_grad(nd, i)) {
+        if (gx.fresh) {
+          gather_columns(t.out_adj(nd), outer, total, off, w, gx.data);
+        } else {
+          gather_add_columns(t.out_adj(nd), outer, total, off, w, gx.data);
+        }
       }
       off += w;
     }
@@ -569,9 +604,14 @@ struct PadLast {
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) {
+    if (auto gx = t.in_grad(nd, 0)) {
       const Shape& s = t.in_shape(nd, 0);
-      gather_add_columns(t.out_adj(nd), s.rows(), t.slot(nd.out).shape.last(), 0, s.last(), gx);
+      const Index stride = t.slot(nd.out).shape.last();
+      if (gx.fresh) {
+        gather_columns(t.out_adj(nd), s.rows(), stride, 0, s.last(), gx.data);
+      } else {
+        gather_add_columns(t.out_adj(nd), s.rows(), stride, 0, s.last(), gx.data);
+      }
     }
   }
 };
@@ -604,7 +644,7 @@ struct Stack {
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.in_shape(nd, 0).numel();
     for (int i = 0; i < nd.in_count; ++i) {
-      if (T* gx = t.in_adj(nd, i)) kernels::add_to(t.out_adj(nd) + i * n, gx, n);
+      if (auto gx = t.in_grad(nd, i)) accumulate(t.out_adj(nd) + i * n, n, gx, n);
     }
   }
 };

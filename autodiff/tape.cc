@@ -32,7 +32,7 @@ Tape<T>::Tape(std::size_t arena_bytes) : arena_(arena_bytes) {
 
 template <class T>
 std::int32_t Tape<T>::push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad) {
-  slots_.push_back(Slot<T>{value, adj, shape, requires_grad});
+  slots_.push_back(Slot<T>{value, adj, shape, requires_grad, false});
   return static_cast<std::int32_t>(slots_.size() - 1);
 }
 
@@ -136,15 +136,22 @@ void Tape<T>::backward(std::span<const Var<T>> ys, std::span<const TensorView<co
     Slot<T>& s = slots_[y.id()];
     if (!s.requires_grad || y.id() < floor_) continue;  // nothing to differentiate
     const Index n = y.size();
-    if (s.adj == nullptr) {
-      s.adj = arena_.allocate_array<T>(n);
+    if (s.adj == nullptr || s.adj_fresh) {
+      if (s.adj == nullptr) s.adj = arena_.allocate_array<T>(n);
       std::memcpy(s.adj, cot.data, sizeof(T) * n);
+      s.adj_fresh = false;
     } else {
       for (Index i = 0; i < n; ++i) s.adj[i] += cot.data[i];
     }
     any = true;
   }
   if (any) run_backward();
+}
+
+template <class T>
+void Tape<T>::zero_fresh(Slot<T>& s) {
+  std::memset(s.adj, 0, sizeof(T) * s.shape.numel());
+  s.adj_fresh = false;
 }
 
 template <class T>
@@ -155,19 +162,39 @@ void Tape<T>::run_backward() {
   // so copy the node and index by position.
   for (std::size_t i = nodes_.size(); i-- > node_floor_;) {
     const Node<T> node = nodes_[i];
-    if (slots_[node.out].adj == nullptr) continue;  // no gradient reached it
-    // Give every input that needs one a zeroed adjoint now, before the rule
-    // runs: rules only accumulate, and a rule that opens a Scope must not
-    // allocate outer adjoints inside it.
+    Slot<T>& out = slots_[node.out];
+    if (out.adj == nullptr) continue;  // no gradient reached it
+    // Every consumer of this value has run; one that never wrote its
+    // adjoint contributed zero.
+    if (out.adj_fresh) zero_fresh(out);
+    // Give every input that needs one an adjoint now, before the rule runs
+    // (a rule that opens a Scope must not allocate outer adjoints inside
+    // it), but leave it unwritten ("fresh"): the rule's first write assigns
+    // (in_grad), or in_adj zero-fills it for rules that only add. A fresh
+    // input listed twice (mul(x, x)) is zero-filled here, so that no rule
+    // sees two fresh aliases of one buffer; so is every fresh input of a
+    // node with very many inputs, where that check would be quadratic.
+    constexpr std::int32_t kMaxAliasCheck = 64;
+    const std::int32_t* ins = inputs_.data() + node.in_begin;
     for (std::int32_t k = 0; k < node.in_count; ++k) {
-      std::int32_t id = inputs_[node.in_begin + k];
+      const std::int32_t id = ins[k];
       Slot<T>& in = slots_[id];
-      if (in.requires_grad && id >= floor_ && in.adj == nullptr) {
+      if (!in.requires_grad || id < floor_) continue;
+      if (in.adj == nullptr) {
         in.adj = arena_.allocate_array<T>(in.shape.numel());
-        std::memset(in.adj, 0, sizeof(T) * in.shape.numel());
+        in.adj_fresh = true;
+      }
+      if (in.adj_fresh) {
+        bool alias = node.in_count > kMaxAliasCheck;
+        for (std::int32_t j = k + 1; j < node.in_count && !alias; ++j) alias = ins[j] == id;
+        if (alias) zero_fresh(in);
       }
     }
     node.backward(*this, node);
+  }
+  // Adjoints that no rule wrote (a rule that skipped an input) read as zero.
+  for (std::size_t id = static_cast<std::size_t>(floor_); id < slots_.size(); ++id) {
+    if (slots_[id].adj_fresh) zero_fresh(slots_[id]);
   }
 }
 
@@ -177,6 +204,8 @@ TensorView<const T> Tape<T>::grad(Var<T> v) {
   if (s.adj == nullptr) {
     s.adj = arena_.allocate_array<T>(s.shape.numel());
     std::memset(s.adj, 0, sizeof(T) * s.shape.numel());
+  } else if (s.adj_fresh) {
+    zero_fresh(s);
   }
   return {s.adj, s.shape};
 }

@@ -62,19 +62,25 @@ class Var {
 
 /// One value on the tape. `adj` is the adjoint (d output / d value): null
 /// until the reverse pass reaches it, or a parameter's gradient buffer.
+/// `adj_fresh`: adj is allocated but holds nothing yet (the first backward
+/// rule to write it assigns instead of adding; see Tape::in_grad). Only
+/// during a reverse pass; every other reader sees it zero-filled.
 template <class T>
 struct Slot {
   const T* value;
   T* adj;
   Shape shape;
   bool requires_grad;
+  bool adj_fresh;
 };
 
 /// One recorded operation: its backward rule and where its inputs are.
 template <class T>
 struct Node {
   /// Adds d(out)/d(inputs)^T * adj(out) into the inputs' adjoints. Inputs
-  /// that need no gradient have a null adjoint (Tape::adj returns nullptr).
+  /// that need no gradient have a null adjoint (Tape::in_adj returns
+  /// nullptr). A rule fetches each input's adjoint with Tape::in_adj (to add
+  /// into) or Tape::in_grad (to assign when it is fresh).
   using Backward = void (*)(Tape<T>& tape, const Node& node);
 
   Backward backward;
@@ -214,8 +220,33 @@ class Tape {
   /// The value of the i-th input of a node.
   const T* in_value(const Node<T>& n, int i) const { return slots_[input(n, i)].value; }
   const Shape& in_shape(const Node<T>& n, int i) const { return slots_[input(n, i)].shape; }
-  /// The adjoint buffer of the i-th input, or nullptr if it needs no gradient.
-  T* in_adj(const Node<T>& n, int i) const { return adj_or_null(input(n, i)); }
+  /// The adjoint buffer of the i-th input to add into, or nullptr if it
+  /// needs no gradient.
+  T* in_adj(const Node<T>& n, int i) {
+    const std::int32_t id = input(n, i);
+    T* adj = adj_or_null(id);
+    if (adj != nullptr && slots_[id].adj_fresh) zero_fresh(slots_[id]);
+    return adj;
+  }
+  /// An input adjoint for a rule that writes it: `data` is null if the input
+  /// needs no gradient; if `fresh`, nothing was written to it yet and the
+  /// rule must assign every element (gx = ..., GEMM beta = 0) instead of
+  /// adding. The first consumer of a value (in reverse order) thus skips
+  /// both zero-filling the buffer and reading it back. Fetch it right before
+  /// writing it: the slot counts as written from here on.
+  struct Grad {
+    T* data;
+    bool fresh;
+    explicit operator bool() const { return data != nullptr; }
+  };
+  Grad in_grad(const Node<T>& n, int i) {
+    const std::int32_t id = input(n, i);
+    T* adj = adj_or_null(id);
+    if (adj == nullptr) return {nullptr, false};
+    const bool fresh = slots_[id].adj_fresh;
+    slots_[id].adj_fresh = false;
+    return {adj, fresh};
+  }
   /// The adjoint of a node's output.
   const T* out_adj(const Node<T>& n) const { return slots_[n.out].adj; }
   /// Uninitialized scratch memory valid until clear() or the enclosing Scope ends.
@@ -230,6 +261,7 @@ class Tape {
     return (id >= floor_ && slots_[id].requires_grad) ? slots_[id].adj : nullptr;
   }
   void run_backward();
+  void zero_fresh(Slot<T>& s);
 
   Arena arena_;
   std::vector<Slot<T>> slots_;

@@ -365,7 +365,7 @@ TYPED_TEST(KernelsTest, BackwardKernelsAccumulate) {
   using R = Ref<T>;
   struct Case {
     const char* name;
-    void (*kernel)(const T*, const T*, T*, Index);
+    void (*kernel)(const T*, const T*, T*, Index, bool);
     R (*deriv)(R);  // f'(.) from the saved input or output
     double lo, hi;
   };
@@ -387,11 +387,18 @@ TYPED_TEST(KernelsTest, BackwardKernelsAccumulate) {
         Buf<T> gy = random_buf<T>(n, (off + 1) % 4, -2, 2, 2);
         Buf<T> gx = random_buf<T>(n, (off + 2) % 4, -2, 2, 3);  // nonzero: must accumulate
         const Buf<T> gx0 = gx;
-        c.kernel(u.data(), gy.data(), gx.data(), n);
+        c.kernel(u.data(), gy.data(), gx.data(), n, false);
         for (Index i = 0; i < n; ++i) {
           const R term = R(gy[i]) * c.deriv(R(u[i]));
           ASSERT_TRUE(close(gx[i], R(gx0[i]) + term, std::fabs(R(gx0[i])) + std::fabs(term), 6)) << i;
         }
+        // overwrite: the bits of accumulating into zeros, the old contents
+        // (NaN here) never read.
+        Buf<T> zeros(n, (off + 2) % 4), fresh(n, (off + 2) % 4);
+        for (Index i = 0; i < n; ++i) fresh[i] = std::numeric_limits<T>::quiet_NaN();
+        c.kernel(u.data(), gy.data(), zeros.data(), n, false);
+        c.kernel(u.data(), gy.data(), fresh.data(), n, true);
+        for (Index i = 0; i < n; ++i) ASSERT_TRUE(same_bits(fresh[i], zeros[i])) << i;
       }
     }
   }
@@ -455,6 +462,9 @@ TYPED_TEST(KernelsTest, AddToAxpyLincombExact) {
       Buf<T> z = y0;
       kn::axpy(alpha, x.data(), z.data(), n);  // one fused rounding per element
       for (Index i = 0; i < n; ++i) ASSERT_TRUE(same_bits(z[i], std::fma(alpha, x[i], y0[i]))) << i;
+      for (Index i = 0; i < n; ++i) z[i] = std::numeric_limits<T>::quiet_NaN();
+      kn::axpy(alpha, x.data(), z.data(), n, true);  // overwrite: z not read
+      for (Index i = 0; i < n; ++i) ASSERT_TRUE(same_bits(z[i], std::fma(alpha, x[i], T(0)))) << i;
 
       Buf<T> x2 = random_buf<T>(n, 2, -2, 2, 10), x3 = random_buf<T>(n, 3, -2, 2, 11);
       const T* xs[] = {x.data(), x2.data(), x3.data()};

@@ -115,6 +115,73 @@ TEST(Tape, ParamLogCollectsParameterGradientsSeparately) {
   EXPECT_EQ(w.grad()[0], 0.0);  // not accumulated into the parameter
 }
 
+// A custom op y = x1 (x0 and x1 are inputs) whose backward never touches
+// input 0: its adjoint stays fresh (allocated, never written).
+Var<double> second_of(Var<double> x0, Var<double> x1) {
+  Tape<double>& t = x1.tape();
+  Var<double> y = t.make_view(x1.data(), x1.shape());
+  Node<double> n{};
+  n.name = "second_of";
+  n.backward = [](Tape<double>& tape, const Node<double>& nd) {
+    if (double* g = tape.in_adj(nd, 1)) {
+      for (Index i = 0; i < tape.in_shape(nd, 1).numel(); ++i) g[i] += tape.out_adj(nd)[i];
+    }
+  };
+  t.record(y, {x0, x1}, n);
+  return y;
+}
+
+TEST(Tape, AdjointsNoRuleWroteReadAsZero) {
+  // u's adjoint is allocated for second_of but never written: tanh(x)'s
+  // rule must then see a zero output adjoint, and grad() / slot().adj zeros.
+  Tape<double> tape;
+  Tensor<double> x(Shape{3}, {0.5, -1.0, 2.0});
+  {  // leave nonzero values and adjoints all over the arena it reuses
+    Tensor<double> ones(Shape{256}, 1.0);
+    Var<double> p = tape.input(ones.view());
+    tape.backward(sum(scale(tanh(scale(p, 0.5)), 5.0)));
+    tape.clear();
+  }
+  Var<double> v = tape.input(x.view());
+  Var<double> u = tanh(v);
+  Var<double> y = sum(second_of(u, square(v)));  // dy/dv = 2v, nothing through u
+  tape.backward(y);
+  for (Index i = 0; i < 3; ++i) {
+    EXPECT_EQ(tape.grad(u)[i], 0.0);
+    EXPECT_EQ(tape.slot(u.id()).adj[i], 0.0);
+    EXPECT_DOUBLE_EQ(tape.grad(v)[i], 2.0 * x[i]);
+  }
+  // A parameter logged in a ParamLog, reached only through the skipped input.
+  Parameter<double> w("w", Tensor<double>(Shape{3}, 1.0));
+  ParamLog<double> log;
+  tape.set_param_log(&log);
+  Var<double> wv = tape.param(w);
+  tape.set_param_log(nullptr);
+  tape.backward(sum(second_of(tanh(wv), v)));
+  ASSERT_EQ(log.entries.size(), 1u);
+  for (Index i = 0; i < 3; ++i) EXPECT_EQ(tape.slot(log.entries[0].slot).adj[i], 0.0);
+}
+
+TEST(Tape, FirstWritesAssignLaterOnesAdd) {
+  // v feeds several consumers of every kind of rule (assigning on a fresh
+  // adjoint, or adding), twice into one node, and through broadcasting.
+  Tape<double> tape;
+  Tensor<double> x(Shape{2, 3}, {0.5, -1.0, 2.0, 0.25, 1.5, -0.75});
+  Tensor<double> b(Shape{3}, {0.1, 0.2, 0.3});
+  Var<double> v = tape.input(x.view());
+  Var<double> bv = tape.input(b.view());
+  Var<double> terms[] = {tanh(v), add(v, v), sub(v, bv), mul(v, v), scale(v, 3.0)};
+  const double c[] = {1.0, 2.0, -1.0, 0.5, 1.0};
+  Var<double> y = sum(lincomb<double>(terms, c));
+  tape.backward(y);
+  for (Index i = 0; i < 6; ++i) {
+    const double t = std::tanh(x[i]);
+    const double want = (1 - t * t) + 2.0 * 2.0 - 1.0 + 0.5 * 2.0 * x[i] + 3.0;
+    EXPECT_NEAR(tape.grad(v)[i], want, 1e-12) << i;
+  }
+  for (Index j = 0; j < 3; ++j) EXPECT_DOUBLE_EQ(tape.grad(bv)[j], 2.0);  // -(-1) over 2 rows
+}
+
 TEST(Tape, LongChainNeedsNoRecursion) {
   // 200,000 nodes: a recursive reverse pass would overflow the stack.
   Tape<double> tape;
