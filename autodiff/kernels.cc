@@ -41,6 +41,42 @@ template <class T>
 void store(T* p, Vec<T> v) {
   v.store_unaligned(p);
 }
+// The first n (0 <= n <= W) lanes of p, zero elsewhere; memory past them is
+// not read (a masked load with AVX-512).
+template <class T>
+Vec<T> load_n(const T* p, Index n) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
+    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
+    if constexpr (std::is_same_v<T, float>) {
+      return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p);
+    } else {
+      return _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), p);
+    }
+  }
+#endif
+  alignas(64) T tmp[kW<T>] = {};
+  std::copy(p, p + n, tmp);
+  return load(tmp);
+}
+// Stores the first n (0 <= n <= W) lanes of v to p.
+template <class T>
+void store_n(T* p, Vec<T> v, Index n) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
+    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
+    if constexpr (std::is_same_v<T, float>) {
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
+    } else {
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
+    }
+    return;
+  }
+#endif
+  alignas(64) T tmp[kW<T>];
+  store(tmp, v);
+  std::copy(tmp, tmp + n, p);
+}
 template <class T>
 Vec<T> splat(double v) {
   return Vec<T>(static_cast<T>(v));
@@ -700,20 +736,40 @@ void axpy(T alpha, const T* x, T* y, Index n, bool overwrite) {
       overwrite);
 }
 
+// y[b, e) of lincomb with K terms (K > 0), or k terms for K == 0. A fixed K
+// unrolls the terms: the coefficients and pointers stay in registers and
+// consecutive vectors' FMA chains overlap (the runtime loop over terms ran
+// one short chain at a time). Same rounding either way.
+template <int K, class T>
+void lincomb_range(const T* const* x, const T* c, Index k, T* y, Index b, Index e) {
+  constexpr Index W = kW<T>;
+  if constexpr (K > 0) k = K;
+  Index i = b;
+  for (; i + W <= e; i += W) {
+    Vec<T> s = load(x[0] + i) * Vec<T>(c[0]);
+#pragma GCC unroll 8
+    for (Index j = 1; j < k; ++j) s = fmadd(load(x[j] + i), Vec<T>(c[j]), s);
+    store(y + i, s);
+  }
+  for (; i < e; ++i) {
+    T s = x[0][i] * c[0];
+    for (Index j = 1; j < k; ++j) s = std::fma(x[j][i], c[j], s);
+    y[i] = s;
+  }
+}
+
 template <class T>
 void lincomb(const T* const* x, const T* c, Index k, T* y, Index n) {
   split(n, kGrainMemory, [&](Index b, Index e) {
-    constexpr Index W = kW<T>;
-    Index i = b;
-    for (; i + W <= e; i += W) {
-      Vec<T> s = load(x[0] + i) * Vec<T>(c[0]);
-      for (Index j = 1; j < k; ++j) s = fmadd(load(x[j] + i), Vec<T>(c[j]), s);
-      store(y + i, s);
-    }
-    for (; i < e; ++i) {
-      T s = x[0][i] * c[0];
-      for (Index j = 1; j < k; ++j) s = std::fma(x[j][i], c[j], s);
-      y[i] = s;
+    switch (k) {  // the term counts of the Runge-Kutta tableaus
+      case 1: return lincomb_range<1>(x, c, k, y, b, e);
+      case 2: return lincomb_range<2>(x, c, k, y, b, e);
+      case 3: return lincomb_range<3>(x, c, k, y, b, e);
+      case 4: return lincomb_range<4>(x, c, k, y, b, e);
+      case 5: return lincomb_range<5>(x, c, k, y, b, e);
+      case 6: return lincomb_range<6>(x, c, k, y, b, e);
+      case 7: return lincomb_range<7>(x, c, k, y, b, e);
+      default: return lincomb_range<0>(x, c, k, y, b, e);
     }
   });
 }
@@ -741,14 +797,23 @@ void reduce_rows_add(const T* x, Index n, T* g, Index m) {
       for (; i + L <= n; i += L) {
         for (Index j = 0; j < k; ++j) acc[j] += load(x + i + j * W);
       }
+      // Fold: the L / m rows of one period in `lanes`, then the rows left
+      // over (fewer than L / m), summed row-wise in vectors (a scalar fold
+      // chained every add through one g[j] in memory, and took longer than
+      // the whole pass above).
       alignas(64) T lanes[kMaxAcc * 64 / sizeof(T)];
       for (Index j = 0; j < k; ++j) store(lanes + j * W, acc[j]);
-      for (Index j = 0, r = 0; j < L; ++j) {  // g[j % m] += lanes[j], without a division
-        g[r] += lanes[j];
-        if (++r == m) r = 0;
-      }
-      for (; i < n; i += m) {  // the rows left over (fewer than L / m)
-        for (Index j = 0; j < m; ++j) g[j] += x[i + j];
+      Vec<T> row[kMaxAcc];
+      const Index mv = (m + W - 1) / W;
+      for (Index v = 0; v < mv; ++v) row[v] = Vec<T>(T(0));
+      auto add_row = [&](const T* r) {
+        for (Index v = 0; v < mv; ++v) row[v] += load_n(r + v * W, std::min(W, m - v * W));
+      };
+      for (Index r = 0; r < L; r += m) add_row(lanes + r);
+      for (; i < n; i += m) add_row(x + i);
+      for (Index v = 0; v < mv; ++v) {
+        const Index w = std::min(W, m - v * W);
+        store_n(g + v * W, load_n(g + v * W, w) + row[v], w);
       }
     } else {
       for (Index r = 0; r < n; r += m) binary_range(g, m, x + r, m, g, Index(0), m, [](auto u, auto v) { return u + v; });
