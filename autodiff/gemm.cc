@@ -16,7 +16,8 @@
 // are bitwise independent of the thread count.
 //
 // Small operands are read in place: B of at most 32 KiB per block is not
-// packed, its ragged last vector loaded under a mask (AVX-512).
+// packed, its ragged last vector loaded under a mask (AVX-512). Narrow
+// products (n <= NR, k <= KC) skip the blocking loops (gemm_narrow).
 #include "autodiff/gemm.h"
 
 #include <algorithm>
@@ -357,7 +358,12 @@ void pack_cols(const T* src, Index ld, Index width, Index kc, T* dst) {
 // ---- Scratch ---------------------------------------------------------------
 
 // A per-thread, 64-byte aligned buffer that only grows: steady-state calls
-// never touch the heap.
+// never touch the heap. Every GEMM call gets both of its thread's buffers
+// (size 0 if unused), and the first get() allocates at least 64 KiB, more
+// than any narrow product (gemm_narrow) packs: which pool thread runs which
+// of the products of a parallel region (conv2d's per-image GEMMs) changes
+// from call to call, so a thread's buffers should exist, large enough,
+// once it has run any product at all, not only once it has met the largest.
 template <class T>
 class Scratch {
  public:
@@ -367,12 +373,14 @@ class Scratch {
   ~Scratch() { aligned_free(data_); }
 
   T* get(Index n) {
-    if (n > capacity_) {
+    if (n > capacity_ || data_ == nullptr) {
+      constexpr Index kMinElems = Index(64 * 1024) / Index(sizeof(T));
       aligned_free(data_);
       data_ = nullptr;  // stays consistent if the allocation throws
       capacity_ = 0;
-      data_ = static_cast<T*>(aligned_allocate(sizeof(T) * static_cast<std::size_t>(n)));
-      capacity_ = n;
+      const Index cap = std::max(n, kMinElems);
+      data_ = static_cast<T*>(aligned_allocate(sizeof(T) * static_cast<std::size_t>(cap)));
+      capacity_ = cap;
     }
     return data_;
   }
@@ -448,12 +456,11 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
                          pr.ldb * Index(sizeof(T)) % 1024 != 0;
   const bool pack_b = pr.trans_b || (a_slivers >= kPackBMinReuse && !b_fits_l1);
   Buffers<T>& bufs = buffers<T>();
-  T* abuf = pack_a ? bufs.a.get(a_slivers * MR * kc_max) : nullptr;
+  T* abuf = bufs.a.get(pack_a ? a_slivers * MR * kc_max : 0);
   const Index b_slivers_max = (nb_max + NR - 1) / NR;
   // Without AVX-512 (no masked loads), in-place B still packs a ragged last
   // sliver (its last vector would read past the row).
-  T* bbuf = pack_b || !kAvx512<T> ? bufs.b.get((pack_b ? b_slivers_max : 1) * NR * kc_max)
-                                  : nullptr;
+  T* bbuf = bufs.b.get(pack_b || !kAvx512<T> ? (pack_b ? b_slivers_max : 1) * NR * kc_max : 0);
 
   for (Index p0 = 0; p0 < pr.k; p0 += kc_max) {
     const Index kc = std::min(kc_max, pr.k - p0);
@@ -527,11 +534,57 @@ void gemm_panel(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
   }
 }
 
+// C[i0:i1, :] of a narrow problem (n <= NR, k <= KC: one B sliver, one K
+// block), serially: gemm_panel's work without its blocking, for the layers
+// of an ODE's dynamics (100 x 10 x 30), where that bookkeeping cost 10-20%
+// of each product. A is read in place (it meets one B sliver);
+// the same kernels and epilogue, so the same bits as gemm_panel.
+template <class T>
+void gemm_narrow(const Problem<T>& pr, Index i0, Index i1) {
+  using TL = Tile<T>;
+  constexpr int MR = TL::kMR, NR = TL::kNR, W = TL::kW;
+  const Index n = pr.n, k = pr.k, rows = i1 - i0;
+  const Index slivers = (rows + MR - 1) / MR;
+  const bool b_fits_l1 =
+      k * n * Index(sizeof(T)) <= kDirectBMaxBytes && pr.ldb * Index(sizeof(T)) % 1024 != 0;
+  const bool pack_b = pr.trans_b || (slivers >= kPackBMinReuse && !b_fits_l1) ||
+                      (!kAvx512<T> && n % W != 0);
+  Buffers<T>& bufs = buffers<T>();
+  bufs.a.get(0);
+  T* buf = bufs.b.get(pack_b ? NR * k : 0);
+  const T* b = pr.b;
+  Index sb = pr.ldb;
+  if (pack_b) {
+    if (pr.trans_b)
+      pack_cols<T, NR>(pr.b, pr.ldb, n, k, buf);
+    else
+      pack_rows<T, NR>(pr.b, pr.ldb, n, k, buf);
+    b = buf;
+    sb = NR;
+  }
+  const bool masked_b = !pack_b && n % W != 0;
+  const Epilogue<T> ep{pr.alpha, pr.beta, pr.bias};
+  const int nv = static_cast<int>((n + W - 1) / W);
+  const auto& kernels = pr.trans_a ? kKernels<T, false>[nv - 1] : kKernels<T, true>[nv - 1];
+  // Rows dealt evenly over the slivers, as in gemm_panel.
+  const Index short_h = rows / slivers, tall = rows - short_h * slivers;
+  for (Index s = 0, i = i0; s < slivers; ++s) {
+    const Index h = short_h + (s < tall);
+    const T* a = pr.trans_a ? pr.a + i : pr.a + i * pr.lda;
+    kernels[h - 1](k, a, pr.lda, b, sb, masked_b, pr.c + i * pr.ldc, pr.ldc, n, ep);
+    i += h;
+  }
+}
+
 // C[i0:i1, j0:j1] of the problem, serially, in even blocks of at most kMC
 // rows (bounding the packed-A buffer).
 template <class T>
 void gemm_block(const Problem<T>& pr, Index i0, Index i1, Index j0, Index j1) {
   if (i1 <= i0 || j1 <= j0) return;
+  if (j0 == 0 && j1 == pr.n && pr.n <= Tile<T>::kNR && pr.k <= Tile<T>::kKC) {
+    gemm_narrow(pr, i0, i1);
+    return;
+  }
   const Index blocks = (i1 - i0 + Tile<T>::kMC - 1) / Tile<T>::kMC;
   const Index per = (i1 - i0 + blocks - 1) / blocks;
   for (Index i = i0; i < i1; i += per) gemm_panel(pr, i, std::min(i + per, i1), j0, j1);

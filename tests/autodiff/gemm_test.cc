@@ -130,6 +130,26 @@ TYPED_TEST(GemmTest, LargerShapesCrossBlockBoundaries) {
       }
 }
 
+TYPED_TEST(GemmTest, NarrowProducts) {
+  // n <= 32 and k <= 384 take gemm_narrow (one B sliver, A in place): tall
+  // (more than one M block), at the width and depth limits and just past
+  // them, B strides that are a multiple of 1 KiB (packed, not read in
+  // place), alpha/beta and every transpose.
+  const Case shapes[] = {
+      {false, false, 2100, 10, 30, 1.0, 1.0},     {false, false, 100, 32, 384, 1.0, 0.0},
+      {false, false, 100, 16, 385, 1.0, 0.5},     {false, false, 100, 33, 10, 1.0, 1.0},
+      {false, false, 100, 30, 30, 1.0, 1.0, 226}, {false, false, 100, 10, 30, 1.0, 0.0, 246},
+      {false, false, 13, 1, 1, -0.5, 2.0},        {false, false, 1, 31, 7, 2.0, 0.0},
+  };
+  for (bool ta : kBools)
+    for (bool tb : kBools)
+      for (Case cs : shapes) {
+        cs.ta = ta;
+        cs.tb = tb;
+        check<TypeParam>(cs);
+      }
+}
+
 TYPED_TEST(GemmTest, ZeroSizes) {
   for (bool ta : kBools)
     for (bool tb : kBools) {
@@ -241,6 +261,7 @@ TYPED_TEST(GemmTest, ResultsDoNotDependOnThreadCount) {
       {false, false, 256, 256, 500, 1.0, 0.5}, {false, true, 100, 20, 784, 1.0, 0.0},
       {true, false, 20, 784, 100, 1.0, 1.0},   {true, true, 131, 300, 70, -1.0, 0.0},
       {false, true, 128, 64, 64, 1.0, 0.0},    {false, false, 1, 4000, 300, 1.0, 0.0},
+      {false, true, 4000, 30, 10, 1.0, 1.0},   {true, false, 3000, 20, 30, 1.0, 0.0},
   };
   for (const Case& cs : shapes) {
     SCOPED_TRACE(describe(cs));
