@@ -51,6 +51,7 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "benchmarks/bench_util.h"
 #include "autodiff/ops.h"
 #include "autodiff/optim.h"
 #include "autodiff/tape.h"
@@ -60,30 +61,10 @@
 namespace anode {
 namespace {
 
-void use_threads() {
-  static const int threads = [] {
-    const char* env = std::getenv("ANODE_NUM_THREADS");
-    const int n = env != nullptr && std::atoi(env) >= 1 ? std::atoi(env) : 1;
-    set_num_threads(n);
-    return n;
-  }();
-  benchmark::DoNotOptimize(threads);
-}
-
-// Untimed warm-up runs: the first grows the tape's arena and touches its
-// pages for the first time (page faults cost tens of microseconds each on
-// this VM), the optimizer's and the kernels' state settles; after them a
-// step allocates nothing.
-template <class F>
-void warm_up(F&& run) {
-  for (int i = 0; i < 3; ++i) run();
-}
-
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+using bench::use_threads;
+using bench::warm_up;
+using bench::thread_cpu_seconds;
+using bench::process_cpu_ns;
 
 // ---- FMA peak --------------------------------------------------------------------
 // The same loop as BM_FmaPeak in autodiff_gemm_benchmark.cc: 24 independent

@@ -30,6 +30,7 @@
 #include <random>
 #include <utility>
 
+#include "benchmarks/bench_util.h"
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
 #include "autodiff/thread_pool.h"
@@ -39,34 +40,12 @@
 namespace anode {
 namespace {
 
+using bench::use_threads;
+using bench::warm_up;
+using bench::thread_cpu_seconds;
+using bench::process_cpu_ns;
+
 constexpr Index kBatch = 128, kDim = 16, kHidden = 64;
-
-// One thread unless the environment asks for more; set once, before the
-// first benchmark runs (set_num_threads is not meant for hot loops).
-void use_threads() {
-  static const int threads = [] {
-    const char* env = std::getenv("ANODE_NUM_THREADS");
-    const int n = env != nullptr && std::atoi(env) >= 1 ? std::atoi(env) : 1;
-    set_num_threads(n);
-    return n;
-  }();
-  benchmark::DoNotOptimize(threads);
-}
-
-// Untimed warm-up runs: the first grows the tape's arena and touches its
-// pages for the first time (page faults cost tens of microseconds each on
-// this VM), the optimizer's and the kernels' state settles; after them a
-// step allocates nothing.
-template <class F>
-void warm_up(F&& run) {
-  for (int i = 0; i < 3; ++i) run();
-}
-
-double process_cpu_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return 1e9 * static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec);
-}
 
 struct Problem {
   std::mt19937_64 rng{7};

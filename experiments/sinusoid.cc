@@ -185,10 +185,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
     }
   }
   summary["results"] = results;
-  write_file(out.file("summary.json"), summary.dump(2) + "\n");
-  if (!flags.common.no_plots) render_figures(argv0, "sinusoid", out.work(), flags.common.quiet);
-  out.commit();
-  progress.line("results in " + out.final_path().string());
+  finish(out, summary, argv0, "sinusoid", flags.common, progress);
 }
 
 }  // namespace
