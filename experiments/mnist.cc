@@ -255,10 +255,12 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
         c.test_loss.push_back(std::numeric_limits<double>::quiet_NaN());
       }
       if (step % report_every == 0 || step == total) {
+        char acc[16] = "-";  // the conv variants are evaluated once per epoch
+        if (std::isfinite(c.test_acc.back())) std::snprintf(acc, sizeof(acc), "%.3f", c.test_acc.back());
         char buf[240];
-        std::snprintf(buf, sizeof(buf), "%-34s seed %llu  step %3d/%d  loss %.3f  test acc %.3f  nfe %d/%d",
-                      v.label.c_str(), static_cast<unsigned long long>(seed), step, total, loss.item(),
-                      c.test_acc.back(), static_cast<int>(c.nfe_fwd.back()), static_cast<int>(c.nfe_bwd.back()));
+        std::snprintf(buf, sizeof(buf), "%-34s seed %llu  step %3d/%d  loss %.3f  test acc %s  nfe %d/%d",
+                      v.label.c_str(), static_cast<unsigned long long>(seed), step, total, loss.item(), acc,
+                      static_cast<int>(c.nfe_fwd.back()), static_cast<int>(c.nfe_bwd.back()));
         progress.line(buf);
       }
     }

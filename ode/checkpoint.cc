@@ -1,9 +1,16 @@
 // The checkpoint method: the forward solve (not recorded) stores the state at
-// the start of every accepted step; the backward pass walks the steps from
-// last to first, re-runs each one on a nested scope with recording on, and
+// the start of accepted steps; the backward pass walks the steps from last to
+// first, re-runs each one on a nested scope with recording on, and
 // backpropagates through it. That is exactly the gradient of the discrete
-// solution (as with backprop through the steps), with memory O(steps x
-// state) instead of O(steps x stages x state) plus the tape's nodes.
+// solution (as with backprop through the steps), with memory O(states kept)
+// instead of O(steps x stages x state) plus the tape's nodes.
+//
+// At most options.checkpoint_states states are kept: when a solve takes more
+// steps, the forward pass keeps only the states of steps whose index is a
+// multiple of a stride (doubled each time the budget overflows, the dropped
+// buffers reused), and the backward pass recomputes each segment between two
+// kept states once, unrecorded, before walking it backwards.
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -17,14 +24,17 @@ namespace {
 
 template <class T>
 struct StepRecord {
-  T t, h, t_end;  // as the forward engine took the step
-  const T* y;     // state at t
+  T t, h, t_end;        // as the forward engine took the step
+  T* y;                 // state at t, or null where it was not kept
+  std::int64_t index;   // of the step in the solve
+  bool recomputed;      // y points into the backward pass's segment buffer
   StepRecord* prev;
 };
 
 template <class T>
 struct CheckpointContext : SolveRecord<T> {
   StepRecord<T>* last;
+  std::int64_t stride;  // kept states: the steps whose index is a multiple of it
 };
 static_assert(std::is_trivially_destructible_v<CheckpointContext<float>>);
 static_assert(std::is_trivially_destructible_v<StepRecord<float>>);
@@ -65,6 +75,30 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
   // The adjoint of the state at the end of the step being processed.
   T* a = tape.scratch(n);
   std::memset(a, 0, sizeof(T) * n);
+  // Recomputed states of the segment being walked (stride - 1 at most), and
+  // the segment's records, last first.
+  const std::int64_t stride = ctx.stride;
+  T* segment = stride > 1 ? tape.scratch(static_cast<std::size_t>((stride - 1) * n)) : nullptr;
+  StepRecord<T>** chain = tape.template scratch<StepRecord<T>*>(static_cast<std::size_t>(stride));
+  auto recompute_segment = [&](StepRecord<T>* rec) {
+    int m = 0;
+    StepRecord<T>* from = rec;
+    for (; from->y == nullptr; from = from->prev) chain[m++] = from;
+    typename Tape<T>::RecordingGuard off(tape, false);
+    for (int j = m - 1; j >= 0; --j) {
+      typename Tape<T>::Scope scope(tape);
+      Var<T> y0 = tape.constant(TensorView<const T>{from->y, ctx.state});
+      Var<T> k[kMaxStages];
+      Var<T> y1;
+      engine.step(from->t, from->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, tab.stages),
+                  std::span<Var<T>>(&y1, 1));
+      T* dst = segment + j * n;
+      std::memcpy(dst, y1.data(), sizeof(T) * n);
+      chain[j]->y = dst;
+      chain[j]->recomputed = true;
+      from = chain[j];
+    }
+  };
   int out_i = K - 1;  // outputs are handled from the last one down
   ParamLog<T>& log = scratch_param_log<T>();
   const int S = tab.stages;
@@ -74,6 +108,7 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
   auto* cots = arena_array<TensorView<const T>>(tape, K + 1);
 
   for (StepRecord<T>* rec = ctx.last; rec != nullptr; rec = rec->prev) {
+    if (rec->y == nullptr) recompute_segment(rec);
     const std::size_t base = log.entries.size();
     typename Tape<T>::RecordingGuard record(tape, true);
     typename Tape<T>::Scope scope(tape);
@@ -123,6 +158,10 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
       if (g_theta[i]) kernels::add_to(adj, g_theta[i], entry.param->size());
     }
     log.entries.resize(base);
+    if (rec->recomputed) {  // the buffer is reused: a second backward pass recomputes
+      rec->y = nullptr;
+      rec->recomputed = false;
+    }
   }
   if (g_h0) kernels::add_to(a, g_h0, n);
 }
@@ -140,6 +179,12 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
   auto* ctx = arena_array<CheckpointContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->last = nullptr;
+  ctx->stride = 1;
+  // Kept states, and a stack of the buffers dropped when the stride doubled.
+  const int budget = o.checkpoint_states;
+  T** spare = budget > 0 ? tape.template scratch<T*>(static_cast<std::size_t>(budget) + 1) : nullptr;
+  int nspare = 0, kept = 0;
+  std::int64_t count = 0;
 
   const Index n = h0.size();
   auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
@@ -158,10 +203,20 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
         [&](T t, T h, T t_end, std::span<const T* const> ystart) {
           if (!record) return;
           auto* r = arena_array<StepRecord<T>>(tape, 1);
-          T* copy = tape.scratch(n);
-          std::memcpy(copy, ystart[0], sizeof(T) * n);
-          *r = StepRecord<T>{t, h, t_end, copy, ctx->last};
+          *r = StepRecord<T>{t, h, t_end, nullptr, count++, false, ctx->last};
           ctx->last = r;
+          if (r->index % ctx->stride != 0) return;
+          r->y = nspare > 0 ? spare[--nspare] : tape.scratch(n);
+          std::memcpy(r->y, ystart[0], sizeof(T) * n);
+          if (budget == 0 || ++kept <= budget) return;
+          ctx->stride *= 2;
+          for (StepRecord<T>* q = r; q != nullptr; q = q->prev) {
+            if (q->y != nullptr && q->index % ctx->stride != 0) {
+              spare[nspare++] = q->y;
+              q->y = nullptr;
+              --kept;
+            }
+          }
         },
         std::span<Var<T>>(&last, 1));
   }

@@ -100,6 +100,9 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
   if (o.gradient == Gradient::kAdjoint && (o.adjoint_rtol < 0 || o.adjoint_atol < 0)) {
     fail(t0, "adjoint_rtol and adjoint_atol must be >= 0 (0: use rtol and atol)");
   }
+  if (o.gradient == Gradient::kCheckpoint && (o.checkpoint_states < 0 || o.checkpoint_states == 1)) {
+    fail(t0, "checkpoint_states must be 0 (keep all) or >= 2, got " + std::to_string(o.checkpoint_states));
+  }
 }
 
 template <class T>

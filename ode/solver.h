@@ -37,9 +37,10 @@ enum class Gradient {
   /// first. Memory does not grow with steps; the gradient is accurate to the
   /// adjoint solve's tolerance.
   kAdjoint,
-  /// The forward stores the state at each accepted step; the backward re-runs
-  /// each step on a scratch scope and backpropagates through it: the exact
-  /// discrete gradient with memory O(steps x state), not O(steps x stages).
+  /// The forward stores the state at accepted steps (at most
+  /// `checkpoint_states` of them); the backward re-runs each step on a scratch
+  /// scope and backpropagates through it: the exact discrete gradient with
+  /// memory O(states kept), not O(steps x stages).
   kCheckpoint,
 };
 
@@ -78,6 +79,12 @@ struct SolverOptions {
   /// Adjoint: leave a_theta out of the error norm (Kidger et al. 2021's
   /// seminorm): fewer backward steps, same accuracy in h and a.
   bool adjoint_seminorm = false;
+  /// Checkpoint: most step-start states kept from the forward solve for the
+  /// backward pass (0: every step's). A longer solve keeps every 2nd, 4th, ...
+  /// state, and the backward pass recomputes the others from the nearest kept
+  /// one (one more forward evaluation of those steps): memory O(budget + steps
+  /// / budget) states, the same gradient.
+  int checkpoint_states = 64;
 };
 
 /// Counters of one solve; the backward fields are filled when the tape's

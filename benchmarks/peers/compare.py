@@ -226,7 +226,7 @@ def main():
                         " / ".join(fmt_bytes(v) for v in b) + f" (x{ratio:.1f} from 100 to 1000)"))
     if all(x and x["ours_peak_bytes"] for x in mem["checkpoint"]):
         c = mem["checkpoint"][2]["ours_peak_bytes"]
-        targets.append(("W3 checkpoint <= a few MB at N = 1000", c <= 8 * (1 << 20), fmt_bytes(c)))
+        targets.append(("W3 checkpoint <= a few MB at N = 1000", c <= 3 * (1 << 20), fmt_bytes(c)))
     if targets:
         print()
         print("Targets:")

@@ -67,6 +67,18 @@ TEST(SolverErrors, FixedStepMethodWithoutSteps) {
   expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"rk4", "steps"});
 }
 
+TEST(SolverErrors, CheckpointBudgetOfOneState) {
+  Fixture fx;
+  SolverOptions o;
+  o.gradient = Gradient::kCheckpoint;
+  o.checkpoint_states = 1;
+  const double times[] = {0.0, 1.0};
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }),
+                  {"dopri5", "checkpoint_states", "got 1"});
+  o.checkpoint_states = -4;
+  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"got -4"});
+}
+
 TEST(SolverErrors, NanInTheInitialState) {
   Fixture fx;
   fx.y0[1] = std::numeric_limits<double>::quiet_NaN();

@@ -72,6 +72,29 @@ TEST_P(MethodsAgree, BackpropEqualsCheckpointToRounding) {
   EXPECT_GT(ck.stats.nfe_backward, 0);
 }
 
+TEST_P(MethodsAgree, BoundedCheckpointsGiveTheSameGradient) {
+  // 37 steps kept in budgets of 2, 3 and 5 states: the backward pass
+  // recomputes the dropped states segment by segment.
+  MlpDynamics<double> f(3, 6, 5, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({4, 3}, 8, 1.0);
+  const double times[] = {0.0, 0.4, 0.7, 1.2};
+  SolverOptions o = options(GetParam(), Gradient::kBackprop, 1e-7);
+  if (!tableau(GetParam()).adaptive()) o.steps = 37;
+  Grads bp = gradients(f, y0, times, o);
+  o.gradient = Gradient::kCheckpoint;
+  o.checkpoint_states = 0;
+  Grads all = gradients(f, y0, times, o);
+  ASSERT_GT(all.stats.accepted, 12);
+  for (int budget : {2, 3, 5}) {
+    o.checkpoint_states = budget;
+    Grads ck = gradients(f, y0, times, o);
+    EXPECT_EQ(bp.loss, ck.loss);
+    EXPECT_LT(max_rel_diff(ck, bp), 1e-12) << "budget " << budget;
+    // Recomputing a dropped state costs one more evaluation per stage.
+    EXPECT_GT(ck.stats.nfe_backward, all.stats.nfe_backward) << "budget " << budget;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllMethods, MethodsAgree,
                          ::testing::Values(Method::kEuler, Method::kMidpoint, Method::kRk4,
                                            Method::kBosh3, Method::kDopri5, Method::kTsit5),
@@ -211,6 +234,31 @@ TEST(Gradients, AdjointMemoryIsFlatInSteps) {
   EXPECT_GT(peak(Gradient::kBackprop, 1000), 50 * peak(Gradient::kBackprop, 10) / 2);
   std::size_t ck = peak(Gradient::kCheckpoint, 1000), bp = peak(Gradient::kBackprop, 1000);
   EXPECT_LT(ck, bp / 5);
+}
+
+TEST(Gradients, BoundedCheckpointMemory) {
+  // With the default budget (64 states) checkpoint memory grows like
+  // budget + steps / budget states (plus a few words per step): 4x the
+  // steps, far less than 4x the memory. Keeping every state grows linearly.
+  MlpDynamics<float> f(16, 16, 1);
+  Tensor<float> y0 = MlpDynamics<float>::random({256, 16}, 2, 1.0);
+  auto peak = [&](int budget, int steps) {
+    Tape<float> tape;
+    SolverOptions o;
+    o.method = Method::kRk4;
+    o.steps = steps;
+    o.gradient = Gradient::kCheckpoint;
+    o.checkpoint_states = budget;
+    const float times[] = {0.0f, 1.0f};
+    tape.arena().reset_peak();
+    Var<float> y = odeint<float>(f, tape.input(y0.view()), times, o);
+    tape.backward(sum(y));
+    return tape.arena().peak_bytes();
+  };
+  const std::size_t state = 256 * 16 * sizeof(float);
+  EXPECT_LT(peak(64, 4000), 2 * peak(64, 1000));
+  EXPECT_LT(peak(64, 4000), 200 * state);  // 126 states kept or recomputed, one step's tape, records
+  EXPECT_GT(peak(0, 4000), 4000 * state);
 }
 
 }  // namespace
