@@ -44,8 +44,10 @@ class Var {
   Tape<T>& tape() const { return *tape_; }
   std::int32_t id() const { return id_; }
 
-  const Shape& shape() const;
-  Index size() const { return shape().numel(); }
+  /// A copy: the tape's slots move as values are recorded, so a reference
+  /// into them would dangle after the next op.
+  Shape shape() const;
+  Index size() const { return tape_->slot(id_).shape.numel(); }
   const T* data() const;
   TensorView<const T> value() const { return {data(), shape()}; }
   /// The single value of a one-element Var (ShapeError otherwise).
@@ -305,7 +307,7 @@ class TapeGuard {
 // ---- Var inline members ----------------------------------------------------
 
 template <class T>
-const Shape& Var<T>::shape() const {
+Shape Var<T>::shape() const {
   return tape_->slot(id_).shape;
 }
 
