@@ -214,22 +214,27 @@ TEST(Gradients, AdjointEndTimeGradient) {
   EXPECT_NEAR(dldt, fd, 1e-6 * std::max(1.0, std::abs(fd)));
 }
 
+// The tape arena's peak over one gradient of sum(h(1)) through RK4 steps.
+std::size_t gradient_peak_bytes(MlpDynamics<float>& f, const Tensor<float>& y0, Gradient g, int steps,
+                                int checkpoint_states) {
+  Tape<float> tape;
+  SolverOptions o;
+  o.method = Method::kRk4;
+  o.steps = steps;
+  o.gradient = g;
+  o.checkpoint_states = checkpoint_states;
+  const float times[] = {0.0f, 1.0f};
+  tape.arena().reset_peak();
+  Var<float> y = odeint<float>(f, tape.input(y0.view()), times, o);
+  tape.backward(sum(y));
+  return tape.arena().peak_bytes();
+}
+
 TEST(Gradients, AdjointMemoryIsFlatInSteps) {
   // The tape's arena peak must not grow with the number of steps.
   MlpDynamics<float> f(4, 16, 1);
   Tensor<float> y0 = MlpDynamics<float>::random({32, 4}, 2, 1.0);
-  auto peak = [&](Gradient g, int steps) {
-    Tape<float> tape;
-    SolverOptions o;
-    o.method = Method::kRk4;
-    o.steps = steps;
-    o.gradient = g;
-    const float times[] = {0.0f, 1.0f};
-    tape.arena().reset_peak();
-    Var<float> y = odeint<float>(f, tape.input(y0.view()), times, o);
-    tape.backward(sum(y));
-    return tape.arena().peak_bytes();
-  };
+  auto peak = [&](Gradient g, int steps) { return gradient_peak_bytes(f, y0, g, steps, 64); };
   EXPECT_EQ(peak(Gradient::kAdjoint, 10), peak(Gradient::kAdjoint, 1000));
   EXPECT_GT(peak(Gradient::kBackprop, 1000), 50 * peak(Gradient::kBackprop, 10) / 2);
   std::size_t ck = peak(Gradient::kCheckpoint, 1000), bp = peak(Gradient::kBackprop, 1000);
@@ -243,17 +248,7 @@ TEST(Gradients, BoundedCheckpointMemory) {
   MlpDynamics<float> f(16, 16, 1);
   Tensor<float> y0 = MlpDynamics<float>::random({64, 16}, 2, 1.0);
   auto peak = [&](int budget, int steps) {
-    Tape<float> tape;
-    SolverOptions o;
-    o.method = Method::kRk4;
-    o.steps = steps;
-    o.gradient = Gradient::kCheckpoint;
-    o.checkpoint_states = budget;
-    const float times[] = {0.0f, 1.0f};
-    tape.arena().reset_peak();
-    Var<float> y = odeint<float>(f, tape.input(y0.view()), times, o);
-    tape.backward(sum(y));
-    return tape.arena().peak_bytes();
+    return gradient_peak_bytes(f, y0, Gradient::kCheckpoint, steps, budget);
   };
   const std::size_t state = 64 * 16 * sizeof(float);
   // Above a 4-step solve (one step's tape), 1024 steps add 32 kept states,
