@@ -2,9 +2,12 @@
 // radius 1 are labelled +1, points of the annulus 2..3 are labelled -1; a
 // NODE has to move the inner ball past the annulus to separate them, which a
 // flow in the plane cannot do, while ANODE lifts it out through the extra
-// dimensions. Regression on +-1 with MSE, Adam, NODE vs ANODE p = 2, 5, 10.
+// dimensions. Regression on +-1 with MSE, Adam, NODE vs ANODE p = 2, 5, 10,
+// each from several initializations (the curves and maps show the first).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 
 #include "autodiff/optim.h"
 #include "datasets/batcher.h"
@@ -27,9 +30,11 @@ struct Flags {
   int hidden = 64;
   int grid = 81;
   int dim = 2;
+  int seeds = 5;
 };
 
-models::ModelConfig sphere_model(const Flags& flags, int p) {
+// Initialization `run` (0, 1, ...) of the model with p augmented dimensions.
+models::ModelConfig sphere_model(const Flags& flags, int p, int run = 0) {
   models::ModelConfig c;
   c.input_dim = flags.dim;
   c.augmentation = p > 0 ? models::Augmentation::kZeroPad : models::Augmentation::kNone;
@@ -43,7 +48,7 @@ models::ModelConfig sphere_model(const Flags& flags, int p) {
   c.solver.atol = 1e-3;
   c.solver.max_steps = 5000;
   apply_solver_flags(flags.common, c.solver);
-  c.seed = flags.common.seed * 100 + static_cast<std::uint64_t>(p);
+  c.seed = (flags.common.seed + static_cast<std::uint64_t>(run)) * 100 + static_cast<std::uint64_t>(p);
   return c;
 }
 
@@ -72,6 +77,117 @@ double accuracy(const Tensor<float>& pred, const std::vector<int>& labels) {
   return static_cast<double>(ok) / static_cast<double>(pred.size());
 }
 
+struct Run {
+  std::string label;
+  double test_acc, train_acc, seconds, nfe_forward, nfe_backward;
+  Index iterations, parameters;
+};
+
+double mean(const std::vector<double>& x) {
+  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+double stdev(const std::vector<double>& x) {
+  if (x.size() < 2) return 0;
+  const double m = mean(x);
+  double s = 0;
+  for (double v : x) s += (v - m) * (v - m);
+  return std::sqrt(s / static_cast<double>(x.size() - 1));
+}
+
+// The test points' learned features h(T) (all coordinates), and the
+// prediction over a grid of the plane (2-D data only).
+void write_maps(const Flags& flags, models::AnodeModel<float>& model, const datasets::LabelledSet<float>& test,
+                const Tensor<float>& state, const std::string& tag, ResultDir& out) {
+  std::vector<std::string> cols = {"label"};
+  for (Index j = 0; j < state.shape()[1]; ++j) cols.push_back("h" + std::to_string(j + 1));
+  Csv features(cols);
+  for (Index i = 0; i < state.shape()[0]; ++i) {
+    std::vector<double> row = {static_cast<double>(test.labels[i])};
+    for (Index j = 0; j < state.shape()[1]; ++j) row.push_back(state(i, j));
+    features.row(row);
+  }
+  features.save(out.file("features_" + tag + ".csv"));
+  if (flags.dim != 2) return;
+  const Index g = flags.grid;
+  Tensor<float> grid(Shape{g * g, 2});
+  for (Index i = 0; i < g; ++i) {
+    for (Index j = 0; j < g; ++j) {
+      grid(i * g + j, 0) = -3.5f + 7.0f * static_cast<float>(j) / static_cast<float>(g - 1);
+      grid(i * g + j, 1) = -3.5f + 7.0f * static_cast<float>(i) / static_cast<float>(g - 1);
+    }
+  }
+  Tensor<float> gp;
+  predict(model, grid, &gp, nullptr);
+  Csv contour({"x1", "x2", "prediction"});
+  for (Index k = 0; k < g * g; ++k) contour.row({grid(k, 0), grid(k, 1), gp[k]});
+  contour.save(out.file("contour_" + tag + ".csv"));
+}
+
+// Trains initialization `run` of the model with p augmented dimensions and
+// measures it; with `out`, also writes its loss curve, features and map.
+Run train_and_evaluate(const Flags& flags, int p, int run, const datasets::LabelledSet<float>& train,
+                       const datasets::LabelledSet<float>& test, const Progress& progress, ResultDir* out) {
+  models::ModelConfig cfg = sphere_model(flags, p, run);
+  models::AnodeModel<float> model(cfg);
+  Adam<float> adam(model.parameters(), {.lr = flags.lr});
+  datasets::Batcher<float> batches(train.features, train.targets,
+                                   {.batch_size = flags.batch, .shuffle = true, .seed = cfg.seed});
+  Tape<float> tape;
+  Csv loss_csv({"iteration", "epoch", "loss", "nfe_forward", "nfe_backward"});
+  ode::SolveStats total;
+  Run r;
+  r.label = p == 0 ? "NODE" : "ANODE p=" + std::to_string(p);
+  const std::string who = r.label + (flags.seeds > 1 ? " run " + std::to_string(run + 1) : "");
+  Index it = 0;
+  Stopwatch clock;
+  for (int epoch = 0; epoch < flags.epochs; ++epoch) {
+    batches.start_epoch(epoch);
+    double epoch_loss = 0;
+    Index nb = 0;
+    while (batches.next()) {
+      adam.zero_grad();
+      tape.clear();
+      Var<float> loss = models::regression_loss(model(tape.constant(batches.features().view()), true),
+                                                tape.constant(batches.targets().view()));
+      tape.backward(loss);
+      if (!std::isfinite(loss.item())) throw std::runtime_error(who + ": the loss became non-finite");
+      adam.step();
+      ++it;
+      epoch_loss += loss.item();
+      ++nb;
+      total += model.stats();
+      loss_csv.row({static_cast<double>(it), static_cast<double>(epoch + 1), loss.item(),
+                    static_cast<double>(model.stats().nfe_forward), static_cast<double>(model.stats().nfe_backward)});
+    }
+    char buf[200];
+    std::snprintf(buf, sizeof(buf), "%-18s epoch %2d/%d  loss %.4f  nfe/step %.1f fwd %.1f bwd", who.c_str(),
+                  epoch + 1, flags.epochs, epoch_loss / nb, static_cast<double>(total.nfe_forward) / it,
+                  static_cast<double>(total.nfe_backward) / it);
+    progress.line(buf);
+  }
+  r.seconds = clock.seconds();
+  r.iterations = it;
+  r.parameters = model.num_scalars();
+  r.nfe_forward = static_cast<double>(total.nfe_forward) / static_cast<double>(std::max<Index>(it, 1));
+  r.nfe_backward = static_cast<double>(total.nfe_backward) / static_cast<double>(std::max<Index>(it, 1));
+
+  Tensor<float> pred, state, train_pred;
+  predict(model, test.features, &pred, &state);
+  r.test_acc = accuracy(pred, test.labels);
+  predict(model, train.features, &train_pred, nullptr);
+  r.train_acc = accuracy(train_pred, train.labels);
+  if (out) {
+    const std::string tag = "p" + std::to_string(p);
+    loss_csv.save(out->file("loss_" + tag + ".csv"));
+    write_maps(flags, model, test, state, tag, *out);
+  }
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "%-18s test accuracy %.3f (train %.3f), %.1fs", who.c_str(), r.test_acc,
+                r.train_acc, r.seconds);
+  progress.line(buf);
+  return r;
+}
+
 void run_experiment(const Flags& flags, const char* argv0) {
   apply_threads(flags.common);
   for (int p : flags.augment) {
@@ -96,87 +212,28 @@ void run_experiment(const Flags& flags, const char* argv0) {
 
   Json results = Json::array();
   for (int p : flags.augment) {
-    models::ModelConfig cfg = sphere_model(flags, p);
-    models::AnodeModel<float> model(cfg);
-    Adam<float> adam(model.parameters(), {.lr = flags.lr});
-    datasets::Batcher<float> batches(train.features, train.targets,
-                                     {.batch_size = flags.batch, .shuffle = true, .seed = cfg.seed});
-    Tape<float> tape;
-    Csv loss_csv({"iteration", "epoch", "loss", "nfe_forward", "nfe_backward"});
-    ode::SolveStats total;
-    Index it = 0;
-    Stopwatch clock;
-    const std::string label = p == 0 ? "NODE" : "ANODE p=" + std::to_string(p);
-    for (int epoch = 0; epoch < flags.epochs; ++epoch) {
-      batches.start_epoch(epoch);
-      double epoch_loss = 0;
-      Index nb = 0;
-      while (batches.next()) {
-        adam.zero_grad();
-        tape.clear();
-        Var<float> loss = models::regression_loss(model(tape.constant(batches.features().view()), true),
-                                                  tape.constant(batches.targets().view()));
-        tape.backward(loss);
-        if (!std::isfinite(loss.item())) throw std::runtime_error(label + ": the loss became non-finite");
-        adam.step();
-        ++it;
-        epoch_loss += loss.item();
-        ++nb;
-        total += model.stats();
-        loss_csv.row({static_cast<double>(it), static_cast<double>(epoch + 1), loss.item(),
-                      static_cast<double>(model.stats().nfe_forward), static_cast<double>(model.stats().nfe_backward)});
-      }
-      char buf[200];
-      std::snprintf(buf, sizeof(buf), "%-12s epoch %2d/%d  loss %.4f  nfe/step %.1f fwd %.1f bwd", label.c_str(),
-                    epoch + 1, flags.epochs, epoch_loss / nb, static_cast<double>(total.nfe_forward) / it,
-                    static_cast<double>(total.nfe_backward) / it);
-      progress.line(buf);
+    std::vector<Run> runs;
+    for (int r = 0; r < flags.seeds; ++r) {
+      runs.push_back(train_and_evaluate(flags, p, r, train, test, progress, r == 0 ? &out : nullptr));
     }
-    const double train_seconds = clock.seconds();
-    const std::string tag = "p" + std::to_string(p);
-    loss_csv.save(out.file("loss_" + tag + ".csv"));
-
-    Tensor<float> pred, state;
-    predict(model, test.features, &pred, &state);
-    const double acc = accuracy(pred, test.labels);
-    Tensor<float> train_pred;
-    predict(model, train.features, &train_pred, nullptr);
-    const double train_acc = accuracy(train_pred, train.labels);
-    // Learned features h(T) of the test points (all coordinates).
-    std::vector<std::string> cols = {"label"};
-    for (Index j = 0; j < state.shape()[1]; ++j) cols.push_back("h" + std::to_string(j + 1));
-    Csv features(cols);
-    for (Index i = 0; i < state.shape()[0]; ++i) {
-      std::vector<double> row = {static_cast<double>(test.labels[i])};
-      for (Index j = 0; j < state.shape()[1]; ++j) row.push_back(state(i, j));
-      features.row(row);
-    }
-    features.save(out.file("features_" + tag + ".csv"));
-    // Contour map of the prediction over the plane (2-D data only).
-    if (flags.dim == 2) {
-      const Index g = flags.grid;
-      Tensor<float> grid(Shape{g * g, 2});
-      for (Index i = 0; i < g; ++i) {
-        for (Index j = 0; j < g; ++j) {
-          grid(i * g + j, 0) = -3.5f + 7.0f * static_cast<float>(j) / static_cast<float>(g - 1);
-          grid(i * g + j, 1) = -3.5f + 7.0f * static_cast<float>(i) / static_cast<float>(g - 1);
-        }
-      }
-      Tensor<float> gp;
-      predict(model, grid, &gp, nullptr);
-      Csv contour({"x1", "x2", "prediction"});
-      for (Index k = 0; k < g * g; ++k) contour.row({grid(k, 0), grid(k, 1), gp[k]});
-      contour.save(out.file("contour_" + tag + ".csv"));
-    }
+    auto all = [&](double Run::*field) {
+      std::vector<double> v;
+      for (const Run& x : runs) v.push_back(x.*field);
+      return v;
+    };
+    const std::vector<double> acc = all(&Run::test_acc);
     char buf[200];
-    std::snprintf(buf, sizeof(buf), "%-12s test accuracy %.3f (train %.3f), %.1fs", label.c_str(), acc, train_acc,
-                  train_seconds);
+    std::snprintf(buf, sizeof(buf), "%-18s test accuracy %.3f +- %.3f over %d runs (min %.3f, max %.3f)",
+                  runs[0].label.c_str(), mean(acc), stdev(acc), flags.seeds, *std::min_element(acc.begin(), acc.end()),
+                  *std::max_element(acc.begin(), acc.end()));
     progress.line(buf);
-    results.push_back({{"p", p}, {"label", label}, {"test_accuracy", acc}, {"train_accuracy", train_acc},
-                       {"iterations", it}, {"seconds", train_seconds},
-                       {"nfe_forward_per_step", static_cast<double>(total.nfe_forward) / it},
-                       {"nfe_backward_per_step", static_cast<double>(total.nfe_backward) / it},
-                       {"parameters", model.num_scalars()}});
+    results.push_back({{"p", p}, {"label", runs[0].label}, {"runs", flags.seeds},
+                       {"test_accuracy", mean(acc)}, {"test_accuracy_std", stdev(acc)}, {"test_accuracies", acc},
+                       {"train_accuracy", mean(all(&Run::train_acc))},
+                       {"iterations", runs[0].iterations}, {"seconds", mean(all(&Run::seconds))},
+                       {"nfe_forward_per_step", mean(all(&Run::nfe_forward))},
+                       {"nfe_backward_per_step", mean(all(&Run::nfe_backward))},
+                       {"parameters", runs[0].parameters}});
   }
   Json summary;
   summary["experiment"] = "nested_spheres";
@@ -185,7 +242,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"dim", flags.dim}, {"radii", {1, 2, 3}}, {"epochs", flags.epochs},
                        {"batch", flags.batch}, {"lr", flags.lr}, {"hidden", {flags.hidden, flags.hidden}},
                        {"activation", "relu"}, {"solver", solver_json(sphere_model(flags, 0).solver)},
-                       {"seed", flags.common.seed}};
+                       {"seed", flags.common.seed}, {"seeds", flags.seeds}};
   summary["results"] = results;
   finish(out, summary, argv0, "nested_spheres", flags.common, progress);
 }
@@ -209,6 +266,8 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", flags.hidden, "Width of the two hidden layers")->check(CLI::PositiveNumber);
   app.add_option("--grid", flags.grid, "Contour grid resolution per axis")->check(CLI::Range(2, 1000));
   app.add_option("--dim", flags.dim, "Dimension d of the space")->check(CLI::Range(1, 1000));
+  app.add_option("--seeds", flags.seeds, "Initializations per model (figures show the first)")
+      ->check(CLI::Range(1, 1000));
   return run_main(argc, argv, app, [&] {
     if (flags.scale == "tiny") {
       if (!app.count("--points")) flags.points = 256;
@@ -216,6 +275,7 @@ int main(int argc, char** argv) {
       if (!app.count("--epochs")) flags.epochs = 2;
       if (!app.count("--augment")) flags.augment = {0, 3};
       if (!app.count("--grid")) flags.grid = 11;
+      if (!app.count("--seeds")) flags.seeds = 1;
     }
     run_experiment(flags, argv[0]);
   });

@@ -24,6 +24,13 @@ for f in "$dir"/*.png; do
   [[ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || { echo "FAIL: $f is not a PNG"; exit 1; }
 done
 
+# Several initializations: nested_spheres reports each model's mean and spread.
+if [[ $name == nested_spheres ]]; then
+  "$bin" --scale tiny --seeds 2 --augment 0 --no-plots --out "$out/seeds" --quiet
+  grep -q '"test_accuracy_std"' "$out/seeds/$name/summary.json" || { echo "FAIL: no spread over seeds"; exit 1; }
+  grep -q '"seeds": *2' "$out/seeds/$name/summary.json" || { echo "FAIL: seeds not recorded"; exit 1; }
+fi
+
 # Bad flags: a clear message, a non-zero exit, nothing written.
 bad="$TEST_TMPDIR/bad"
 if "$bin" --scale tiny --out "$bad" --solver nosuch >"$TEST_TMPDIR/err.txt" 2>&1; then
