@@ -31,8 +31,9 @@ Tape<T>::Tape(std::size_t arena_bytes) : arena_(arena_bytes) {
 }
 
 template <class T>
-std::int32_t Tape<T>::push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad) {
-  slots_.push_back(Slot<T>{value, adj, shape, requires_grad, false});
+std::int32_t Tape<T>::push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad,
+                                bool accumulates) {
+  slots_.push_back(Slot<T>{value, adj, shape, requires_grad, false, accumulates});
   return static_cast<std::int32_t>(slots_.size() - 1);
 }
 
@@ -67,7 +68,7 @@ Var<T> Tape<T>::param(Parameter<T>& p) {
     param_log_->entries.push_back({&p, id});
     return Var<T>(this, id);
   }
-  return Var<T>(this, push_slot(p.value().data(), p.grad().data(), p.shape(), true));
+  return Var<T>(this, push_slot(p.value().data(), p.grad().data(), p.shape(), true, true));
 }
 
 template <class T>
@@ -122,17 +123,24 @@ void Tape<T>::backward(std::span<const Var<T>> ys, std::span<const TensorView<co
     throw ValueError("Tape::backward: " + std::to_string(ys.size()) + " outputs but " +
                      std::to_string(cotangents.size()) + " cotangents");
   }
+  for (std::size_t k = 0; k < ys.size(); ++k) {
+    if (!ys[k].valid() || &ys[k].tape() != this) {
+      throw ValueError("Tape::backward: the Var belongs to another tape");
+    }
+    if (cotangents[k].size() != ys[k].size()) {
+      throw ShapeError("Tape::backward: cotangent of shape " + cotangents[k].shape.str() +
+                       " does not match output of shape " + ys[k].shape().str());
+    }
+  }
+  // Adjoints left by an earlier pass over these slots start over.
+  for (std::size_t id = static_cast<std::size_t>(floor_); id < slots_.size(); ++id) {
+    Slot<T>& s = slots_[id];
+    if (s.adj != nullptr && !s.accumulates) s.adj_fresh = true;
+  }
   bool any = false;
   for (std::size_t k = 0; k < ys.size(); ++k) {
     const Var<T>& y = ys[k];
     const TensorView<const T>& cot = cotangents[k];
-    if (!y.valid() || &y.tape() != this) {
-      throw ValueError("Tape::backward: the Var belongs to another tape");
-    }
-    if (cot.size() != y.size()) {
-      throw ShapeError("Tape::backward: cotangent of shape " + cot.shape.str() +
-                       " does not match output of shape " + y.shape().str());
-    }
     Slot<T>& s = slots_[y.id()];
     if (!s.requires_grad || y.id() < floor_) continue;  // nothing to differentiate
     const Index n = y.size();

@@ -63,10 +63,11 @@ class Var {
 };
 
 /// One value on the tape. `adj` is the adjoint (d output / d value): null
-/// until the reverse pass reaches it, or a parameter's gradient buffer.
-/// `adj_fresh`: adj is allocated but holds nothing yet (the first backward
-/// rule to write it assigns instead of adding; see Tape::in_grad). Only
-/// during a reverse pass; every other reader sees it zero-filled.
+/// until the reverse pass reaches it, or a parameter's gradient buffer
+/// (`accumulates`: every reverse pass adds to it). `adj_fresh`: adj is
+/// allocated but holds nothing yet (the first backward rule to write it
+/// assigns instead of adding; see Tape::in_grad). Only during a reverse pass;
+/// every other reader sees it zero-filled.
 template <class T>
 struct Slot {
   const T* value;
@@ -74,6 +75,7 @@ struct Slot {
   Shape shape;
   bool requires_grad;
   bool adj_fresh;
+  bool accumulates;
 };
 
 /// One recorded operation: its backward rule and where its inputs are.
@@ -136,6 +138,9 @@ class Tape {
   // ---- Reverse pass ------------------------------------------------------
   /// Seeds d y / d y = 1 (y must have one element) and runs the reverse pass
   /// over every node recorded since the innermost open Scope (or the start).
+  /// Each pass starts afresh: a second backward() gives the adjoints of its
+  /// own seeds (grad() does not add up across passes), while parameters
+  /// accumulate every pass into their gradient buffers.
   void backward(Var<T> y);
   /// Seeds adj(y) = cotangent (same number of elements as y).
   void backward(Var<T> y, TensorView<const T> cotangent);
@@ -258,7 +263,8 @@ class Tape {
   }
 
  private:
-  std::int32_t push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad);
+  std::int32_t push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad,
+                         bool accumulates = false);
   T* adj_or_null(std::int32_t id) const {
     return (id >= floor_ && slots_[id].requires_grad) ? slots_[id].adj : nullptr;
   }

@@ -26,6 +26,35 @@ TEST(Tape, ParameterGradientsAccumulateAcrossBackwardPasses) {
   EXPECT_EQ(w.grad()[0], 0.0);
 }
 
+TEST(Tape, SecondBackwardOverTheSameNodesStartsAfresh) {
+  // y = tanh(w x) z: a second pass (another seed, or the same again) gives
+  // its own adjoints, not a sum with the first pass's intermediate ones;
+  // the parameter adds both passes.
+  Parameter<double> w("w", Tensor<double>(Shape{2}, {0.3, -0.7}));
+  Tensor<double> x0(Shape{2}, {2.0, 5.0});
+  Tape<double> tape;
+  Var<double> x = tape.input(x0.view());
+  Var<double> h = tanh(mul(tape.param(w), x));
+  Var<double> y = sum(h);
+  Var<double> z = sum(square(h));
+  tape.backward(y);
+  const Tensor<double> gx_y = Tensor<double>::from_view(tape.grad(x));
+  const Tensor<double> gw_y = w.grad();
+  tape.backward(z);
+  for (Index i = 0; i < 2; ++i) {
+    const double hi = std::tanh(w.value()[i] * x0[i]);
+    const double d = 1 - hi * hi;
+    EXPECT_NEAR(gx_y[i], d * w.value()[i], 1e-15);
+    EXPECT_NEAR(tape.grad(x)[i], 2 * hi * d * w.value()[i], 1e-15);  // z's alone
+    EXPECT_NEAR(w.grad()[i], gw_y[i] + 2 * hi * d * x0[i], 1e-15);  // both passes
+  }
+  tape.backward(z);  // the same seed again: the same adjoints
+  for (Index i = 0; i < 2; ++i) {
+    const double hi = std::tanh(w.value()[i] * x0[i]);
+    EXPECT_NEAR(tape.grad(x)[i], 2 * hi * (1 - hi * hi) * w.value()[i], 1e-15);
+  }
+}
+
 TEST(Tape, ConstantsRecordNoNodes) {
   Tape<float> tape;
   Tensor<float> x(Shape{3}, 1.0f);
