@@ -366,7 +366,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
     Json r = {{"name", v.name}, {"label", v.label}, {"figure", v.figure},
               {"final_test_accuracy_mean", mean(finals)}, {"final_test_accuracy_std", stdev(finals)},
               {"final_test_accuracies", finals},
-              {"final_train_accuracy_mean", mean(final_train)},
+              {"final_train_accuracy_mean", final_train.empty() ? Json(nullptr) : Json(mean(final_train))},
               {"nfe_forward_per_step", mean(nfe_f)}, {"nfe_backward_per_step", mean(nfe_b)},
               {"seconds_per_run", mean(secs)},
               {"parameters", v.conv ? models::ConvOdeClassifier<float>(*v.conv).num_scalars()

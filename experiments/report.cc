@@ -158,7 +158,9 @@ std::string mnist_section(const fs::path& root) {
     md << "| " << r["label"].get<std::string>() << " | " << r["parameters"] << " | "
        << fmt(100 * r["final_test_accuracy_mean"].get<double>()) << "% +- "
        << fmt(100 * r["final_test_accuracy_std"].get<double>()) << " | "
-       << fmt(100 * r["final_train_accuracy_mean"].get<double>()) << "% | " << fmt(r["nfe_forward_per_step"])
+       << (r["final_train_accuracy_mean"].is_null() ? std::string("-")
+                                                    : fmt(100 * r["final_train_accuracy_mean"].get<double>()) + "%")
+       << " | " << fmt(r["nfe_forward_per_step"])
        << ", " << fmt(r["nfe_backward_per_step"]) << " | " << fmt(r["seconds_per_run"], 1) << " |\n";
   }
   md << "\nTime-regularized ANODE draws the end time in training only; the rows marked \"T drawn at test\" also "
