@@ -2,12 +2,15 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <memory>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
@@ -180,6 +183,19 @@ Json stats_json(const ode::SolveStats& s) {
 Json solver_json(const ode::SolverOptions& s) {
   return Json{{"method", ode::method_name(s.method)}, {"rtol", s.rtol}, {"atol", s.atol},
               {"steps", s.steps}, {"gradient", ode::gradient_name(s.gradient)}};
+}
+
+double mean(const std::vector<double>& x) {
+  if (x.empty()) return std::numeric_limits<double>::quiet_NaN();
+  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
+double stdev(const std::vector<double>& x) {
+  if (x.size() < 2) return 0;
+  const double m = mean(x);
+  double s = 0;
+  for (double v : x) s += (v - m) * (v - m);
+  return std::sqrt(s / static_cast<double>(x.size() - 1));
 }
 
 int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& body) {

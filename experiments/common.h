@@ -66,6 +66,11 @@ class Csv {
   std::string text_;
 };
 
+/// Mean of x (NaN when empty) and its sample standard deviation (0 for
+/// fewer than two values): the spread over seeds that the tables report.
+double mean(const std::vector<double>& x);
+double stdev(const std::vector<double>& x);
+
 /// Progress lines to stdout (one per update), silenced by --quiet; every line
 /// starts with the elapsed time.
 class Progress {

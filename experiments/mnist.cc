@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <numeric>
 
 #include "autodiff/optim.h"
 #include "datasets/batcher.h"
@@ -281,17 +280,6 @@ Curves train_one(const Flags& flags, const Variant& v, std::uint64_t seed, const
   cfg.seed = seed;
   models::AnodeModel<float> model(cfg);
   return train_model(flags, v, seed, data, progress, model);
-}
-
-double mean(const std::vector<double>& x) {
-  return x.empty() ? 0 : std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
-}
-double stdev(const std::vector<double>& x) {
-  if (x.size() < 2) return 0;
-  const double m = mean(x);
-  double s = 0;
-  for (double v : x) s += (v - m) * (v - m);
-  return std::sqrt(s / static_cast<double>(x.size() - 1));
 }
 
 datasets::TrainTest load_data(const Flags& flags) {

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 
 #include "autodiff/optim.h"
 #include "datasets/batcher.h"
@@ -82,17 +81,6 @@ struct Run {
   double test_acc, train_acc, seconds, nfe_forward, nfe_backward;
   Index iterations, parameters;
 };
-
-double mean(const std::vector<double>& x) {
-  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
-}
-double stdev(const std::vector<double>& x) {
-  if (x.size() < 2) return 0;
-  const double m = mean(x);
-  double s = 0;
-  for (double v : x) s += (v - m) * (v - m);
-  return std::sqrt(s / static_cast<double>(x.size() - 1));
-}
 
 // The test points' learned features h(T) (all coordinates), and the
 // prediction over a grid of the plane (2-D data only).
