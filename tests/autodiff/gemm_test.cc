@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "autodiff/thread_pool.h"
@@ -99,6 +100,18 @@ TYPED_TEST_SUITE(GemmTest, Types);
 
 constexpr bool kBools[] = {false, true};
 
+// Every case under all four combinations of transposed operands.
+template <class T>
+void check_every_transpose(std::span<const Case> shapes) {
+  for (bool ta : kBools)
+    for (bool tb : kBools)
+      for (Case cs : shapes) {
+        cs.ta = ta;
+        cs.tb = tb;
+        check<T>(cs);
+      }
+}
+
 TYPED_TEST(GemmTest, SmallOddShapesAllTransposes) {
   const Index sizes[] = {1, 3, 17, 33, 65, 100};
   const Index ks[] = {1, 3, 17, 65};
@@ -121,13 +134,7 @@ TYPED_TEST(GemmTest, LargerShapesCrossBlockBoundaries) {
       {false, false, 128, 64, 12, 1.0, 1.0},   {false, false, 100, 10, 30, 1.0, 0.0},
       {false, false, 150, 97, 100, -2.0, 0.5}, {false, false, 1030, 100, 9, 1.0, 0.5},
   };
-  for (bool ta : kBools)
-    for (bool tb : kBools)
-      for (Case cs : shapes) {
-        cs.ta = ta;
-        cs.tb = tb;
-        check<TypeParam>(cs);
-      }
+  check_every_transpose<TypeParam>(shapes);
 }
 
 TYPED_TEST(GemmTest, NarrowProducts) {
@@ -141,13 +148,7 @@ TYPED_TEST(GemmTest, NarrowProducts) {
       {false, false, 100, 30, 30, 1.0, 1.0, 226}, {false, false, 100, 10, 30, 1.0, 0.0, 246},
       {false, false, 13, 1, 1, -0.5, 2.0},        {false, false, 1, 31, 7, 2.0, 0.0},
   };
-  for (bool ta : kBools)
-    for (bool tb : kBools)
-      for (Case cs : shapes) {
-        cs.ta = ta;
-        cs.tb = tb;
-        check<TypeParam>(cs);
-      }
+  check_every_transpose<TypeParam>(shapes);
 }
 
 TYPED_TEST(GemmTest, ZeroSizes) {
