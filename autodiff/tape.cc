@@ -170,11 +170,11 @@ void Tape<T>::run_backward() {
   // so copy the node and index by position.
   for (std::size_t i = nodes_.size(); i-- > node_floor_;) {
     const Node<T> node = nodes_[i];
-    Slot<T>& out = slots_[node.out];
-    if (out.adj == nullptr) continue;  // no gradient reached it
-    // Every consumer of this value has run; one that never wrote its
-    // adjoint contributed zero.
-    if (out.adj_fresh) zero_fresh(out);
+    // Every consumer of this value has run: if none wrote its adjoint (or
+    // none exists in this pass), it is zero and so is what the rule would
+    // add; the loop after this one zero-fills it for readers.
+    const Slot<T>& out = slots_[node.out];
+    if (out.adj == nullptr || out.adj_fresh) continue;
     // Give every input that needs one an adjoint now, before the rule runs
     // (a rule that opens a Scope must not allocate outer adjoints inside
     // it), but leave it unwritten ("fresh"): the rule's first write assigns

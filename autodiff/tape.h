@@ -104,7 +104,8 @@ static_assert(std::is_trivially_destructible_v<Node<float>>);
 /// Parameter leaves made while a ParamLog is installed get their own adjoint
 /// buffer (instead of accumulating into Parameter::grad) and are listed here,
 /// so a caller can collect d/d(theta) of a nested computation separately (the
-/// adjoint method's a_theta). The caller owns it and reuses it.
+/// adjoint method's a_theta). The caller owns it and reuses it. An entry's
+/// slot adjoint is null when no gradient reached the parameter.
 template <class T>
 struct ParamLog {
   struct Entry {
