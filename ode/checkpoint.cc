@@ -27,7 +27,6 @@ struct StepRecord {
   T t, h, t_end;        // as the forward engine took the step
   T* y;                 // state at t, or null where it was not kept
   std::int64_t index;   // of the step in the solve
-  bool recomputed;      // y points into the backward pass's segment buffer
   StepRecord* prev;
 };
 
@@ -95,7 +94,6 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
       T* dst = segment + j * n;
       std::memcpy(dst, y1.data(), sizeof(T) * n);
       chain[j]->y = dst;
-      chain[j]->recomputed = true;
       from = chain[j];
     }
   };
@@ -158,10 +156,9 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
       if (g_theta[i]) kernels::add_to(adj, g_theta[i], entry.param->size());
     }
     log.entries.resize(base);
-    if (rec->recomputed) {  // the buffer is reused: a second backward pass recomputes
-      rec->y = nullptr;
-      rec->recomputed = false;
-    }
+    // A recomputed state's buffer is reused by the next segment (and a
+    // second backward pass recomputes it again).
+    if (rec->index % stride != 0) rec->y = nullptr;
   }
   if (g_h0) kernels::add_to(a, g_h0, n);
 }
@@ -203,7 +200,7 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
         [&](T t, T h, T t_end, std::span<const T* const> ystart) {
           if (!record) return;
           auto* r = arena_array<StepRecord<T>>(tape, 1);
-          *r = StepRecord<T>{t, h, t_end, nullptr, count++, false, ctx->last};
+          *r = StepRecord<T>{t, h, t_end, nullptr, count++, ctx->last};
           ctx->last = r;
           if (r->index % ctx->stride != 0) return;
           r->y = nspare > 0 ? spare[--nspare] : tape.scratch(n);
