@@ -33,7 +33,7 @@ Tape<T>::Tape(std::size_t arena_bytes) : arena_(arena_bytes) {
 template <class T>
 std::int32_t Tape<T>::push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad,
                                 bool accumulates) {
-  slots_.push_back(Slot<T>{value, adj, shape, requires_grad, false, accumulates});
+  slots_.push_back(Slot<T>{value, adj, shape, requires_grad, false, accumulates, false});
   return static_cast<std::int32_t>(slots_.size() - 1);
 }
 
@@ -78,7 +78,18 @@ std::pair<Var<T>, T*> Tape<T>::make_output(const Shape& shape) {
 }
 
 template <class T>
+void Tape<T>::note_reads(std::span<const Var<T>> inputs) const {
+  for (const Var<T>& v : inputs) {
+    const std::int32_t id = v.id();
+    if (id >= watch_->below || !slots_[id].requires_grad) continue;
+    std::vector<std::int32_t>& found = *watch_->found;
+    if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
+  }
+}
+
+template <class T>
 bool Tape<T>::will_record(std::span<const Var<T>> inputs) const {
+  if (watch_ != nullptr) note_reads(inputs);
   if (!recording_) return false;
   for (const Var<T>& v : inputs) {
     if (slots_[v.id()].requires_grad) return true;
@@ -187,7 +198,7 @@ void Tape<T>::run_backward() {
     for (std::int32_t k = 0; k < node.in_count; ++k) {
       const std::int32_t id = ins[k];
       Slot<T>& in = slots_[id];
-      if (!in.requires_grad || id < floor_) continue;
+      if (!in.requires_grad || (id < floor_ && !in.lifted)) continue;
       if (in.adj == nullptr) {
         in.adj = arena_.allocate_array<T>(in.shape.numel());
         in.adj_fresh = true;
@@ -204,6 +215,25 @@ void Tape<T>::run_backward() {
   for (std::size_t id = static_cast<std::size_t>(floor_); id < slots_.size(); ++id) {
     if (slots_[id].adj_fresh) zero_fresh(slots_[id]);
   }
+}
+
+template <class T>
+typename Tape<T>::Lifted Tape<T>::lift(std::int32_t id, T* buffer) {
+  Slot<T>& s = slots_[id];
+  Lifted old{id, s.adj, s.adj_fresh};
+  std::memset(buffer, 0, sizeof(T) * s.shape.numel());
+  s.adj = buffer;
+  s.adj_fresh = false;
+  s.lifted = true;
+  return old;
+}
+
+template <class T>
+void Tape<T>::unlift(const Lifted& l) {
+  Slot<T>& s = slots_[l.id];
+  s.adj = l.adj;
+  s.adj_fresh = l.fresh;
+  s.lifted = false;
 }
 
 template <class T>

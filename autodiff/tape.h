@@ -67,7 +67,8 @@ class Var {
 /// (`accumulates`: every reverse pass adds to it). `adj_fresh`: adj is
 /// allocated but holds nothing yet (the first backward rule to write it
 /// assigns instead of adding; see Tape::in_grad). Only during a reverse pass;
-/// every other reader sees it zero-filled.
+/// every other reader sees it zero-filled. `lifted`: a slot below the current
+/// scope whose adjoint backward() still writes (Tape::lift).
 template <class T>
 struct Slot {
   const T* value;
@@ -76,6 +77,7 @@ struct Slot {
   bool requires_grad;
   bool adj_fresh;
   bool accumulates;
+  bool lifted;
 };
 
 /// One recorded operation: its backward rule and where its inputs are.
@@ -113,6 +115,16 @@ struct ParamLog {
     std::int32_t slot;
   };
   std::vector<Entry> entries;
+};
+
+/// Watches which differentiable values recorded before slot `below` the ops
+/// read while it is installed (Tape::set_read_watch): a nested computation
+/// that reads a Var captured from outside (the ODE gradient methods re-run
+/// the dynamics on a scope, where such a read would otherwise be a silent
+/// constant). `found` lists each such slot once, in order of first read.
+struct ReadWatch {
+  std::int32_t below;
+  std::vector<std::int32_t>* found;
 };
 
 template <class T>
@@ -196,6 +208,25 @@ class Tape {
     Arena::Mark mark_;
   };
 
+  /// Lets backward() inside the current scope add the adjoint of slot `id`,
+  /// recorded before the scope (a value a nested computation captured), into
+  /// `buffer` (zero-filled here; id's size), as if the slot were inside.
+  /// Undo with unlift(), passing what lift returned, before the scope ends.
+  struct Lifted {
+    std::int32_t id;
+    T* adj;
+    bool fresh;
+  };
+  Lifted lift(std::int32_t id, T* buffer);
+  void unlift(const Lifted& l);
+
+  /// Installs (or with nullptr removes) a read watch; returns the previous one.
+  ReadWatch* set_read_watch(ReadWatch* w) {
+    ReadWatch* old = watch_;
+    watch_ = w;
+    return old;
+  }
+
   /// Installs (or with nullptr removes) a ParamLog for param() leaves.
   void set_param_log(ParamLog<T>* log) { param_log_ = log; }
   ParamLog<T>* param_log() const { return param_log_; }
@@ -219,7 +250,9 @@ class Tape {
   /// and in_count are filled in here.
   void record(Var<T> out, std::initializer_list<Var<T>> inputs, Node<T> node);
   void record(Var<T> out, std::span<const Var<T>> inputs, Node<T> node);
-  /// True if a node would be recorded for these inputs.
+  /// True if a node would be recorded for these inputs. Every op calls it
+  /// (directly or through record()), recording or not: a ReadWatch sees
+  /// the reads here.
   bool will_record(std::span<const Var<T>> inputs) const;
 
   const Slot<T>& slot(std::int32_t id) const { return slots_[id]; }
@@ -267,8 +300,10 @@ class Tape {
   std::int32_t push_slot(const T* value, T* adj, const Shape& shape, bool requires_grad,
                          bool accumulates = false);
   T* adj_or_null(std::int32_t id) const {
-    return (id >= floor_ && slots_[id].requires_grad) ? slots_[id].adj : nullptr;
+    const Slot<T>& s = slots_[id];
+    return ((id >= floor_ || s.lifted) && s.requires_grad) ? s.adj : nullptr;
   }
+  void note_reads(std::span<const Var<T>> inputs) const;
   void run_backward();
   void zero_fresh(Slot<T>& s);
 
@@ -280,6 +315,7 @@ class Tape {
   std::size_t node_floor_ = 0;    // backward() walks nodes from here up
   bool recording_ = true;
   ParamLog<T>* param_log_ = nullptr;
+  ReadWatch* watch_ = nullptr;
 };
 
 extern template class Tape<float>;

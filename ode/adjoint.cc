@@ -34,71 +34,64 @@ struct AdjointContext : SolveRecord<T> {
 };
 static_assert(std::is_trivially_destructible_v<AdjointContext<float>>);
 
-// [h, a, a_theta_0, ..., a_theta_{P-1}] with the VJP right-hand side.
+// [h, a, a_theta_0, ..., a_theta_{P-1}, a_c_0, ..., a_c_{C-1}] with the VJP
+// right-hand side: a_theta for each parameter f reads, a_c for each value it
+// captured from outside the solve (both found by the forward solve).
 template <class T>
 class AugmentedSystem : public RkSystem<T> {
  public:
-  AugmentedSystem(Dynamics<T>& f, bool seminorm, const char* what)
-      : f_(f), params_(f.parameters()), seminorm_(seminorm), what_(what) {}
+  AugmentedSystem(const AdjointContext<T>& ctx, const char* what)
+      : ctx_(ctx), seminorm_(ctx.options.adjoint_seminorm), what_(what) {}
 
-  int pieces() const override { return 2 + static_cast<int>(params_.size()); }
+  int pieces() const override { return 2 + ctx_.nparams + ctx_.ncaptured; }
   bool in_norm(int i) const override { return !(seminorm_ && i >= 2); }
 
   void eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) override {
     Tape<T>& tape = y[0].tape();
-    const int P = static_cast<int>(params_.size());
+    const int P = ctx_.nparams, C = ctx_.ncaptured;
     // Outputs first, so they outlive the nested scope below.
     auto [dh, dh_buf] = tape.make_output(y[0].shape());
     auto [da, da_buf] = tape.make_output(y[1].shape());
     dy[0] = dh;
     dy[1] = da;
     T* dtheta[RkEngine<T>::kMaxPieces];
-    for (int i = 0; i < P; ++i) {
-      auto [v, buf] = tape.make_output(params_[i]->shape());
-      std::memset(buf, 0, sizeof(T) * params_[i]->size());
+    for (int i = 0; i < P + C; ++i) {
+      const Shape s = y[2 + i].shape();
+      auto [v, buf] = tape.make_output(s);
+      std::memset(buf, 0, sizeof(T) * s.numel());
       dy[2 + i] = v;
       dtheta[i] = buf;
     }
-    ParamLog<T>& log = scratch_param_log<T>();
-    const std::size_t base = log.entries.size();
-    {
-      typename Tape<T>::RecordingGuard record(tape, true);
-      typename Tape<T>::Scope scope(tape);
-      ParamLog<T>* outer = tape.param_log();
-      tape.set_param_log(&log);
-      Var<T> h = tape.input(y[0].value());
-      Var<T> fh;
-      try {
-        fh = f_(t, h);
-      } catch (...) {
-        tape.set_param_log(outer);
-        log.entries.resize(base);
-        throw;
-      }
-      tape.set_param_log(outer);
-      if (!fh.valid() || fh.shape() != h.shape()) {
-        log.entries.resize(base);
-        throw ShapeError(std::string(what_) + ": the dynamics returned " +
-                         (fh.valid() ? fh.shape().str() : std::string("an empty Var")) +
-                         " for a state of shape " + h.shape().str());
-      }
-      std::memcpy(dh_buf, fh.data(), sizeof(T) * fh.size());
-      tape.backward(fh, y[1].value());  // a^T df/dh and a^T df/dtheta
-      kernels::scale(tape.grad(h).data, T(-1), da_buf, h.size());
-      for (std::size_t e = base; e < log.entries.size(); ++e) {
-        const auto& entry = log.entries[e];
-        const T* adj = tape.slot(entry.slot).adj;
-        if (adj == nullptr) continue;  // the parameter did not influence f here
-        int i = param_index(params_, entry.param, what_);
-        kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
-      }
-      log.entries.resize(base);
+    typename Tape<T>::RecordingGuard record(tape, true);
+    typename Tape<T>::Scope scope(tape);
+    ReadsLease<T> reads;
+    reads->reset(static_cast<std::int32_t>(tape.num_slots()), {});
+    Watching<T> watching(tape, &reads->watch);
+    // a^T df/dc lands in the captured values' pieces (zero-filled, added to).
+    LiftCaptured<T> lifted(tape, ctx_, dtheta + P);
+    Var<T> h = tape.input(y[0].value());
+    Var<T> fh = (*ctx_.f)(t, h);
+    watching.stop();
+    if (!fh.valid() || fh.shape() != h.shape()) {
+      throw ShapeError(std::string(what_) + ": the dynamics returned " +
+                       (fh.valid() ? fh.shape().str() : std::string("an empty Var")) +
+                       " for a state of shape " + h.shape().str());
     }
+    check_captured<T>(ctx_, tape, reads->captured, what_);
+    std::memcpy(dh_buf, fh.data(), sizeof(T) * fh.size());
+    tape.backward(fh, y[1].value());  // a^T df/dh, a^T df/dtheta, a^T df/dc
+    kernels::scale(tape.grad(h).data, T(-1), da_buf, h.size());
+    for (const auto& entry : watching.entries()) {
+      const T* adj = tape.slot(entry.slot).adj;
+      if (adj == nullptr) continue;  // the parameter did not influence f here
+      const int i = param_index(ctx_, entry.param, what_);
+      kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
+    }
+    for (int i = P; i < P + C; ++i) kernels::scale(dtheta[i], T(-1), dtheta[i], y[2 + i].size());
   }
 
  private:
-  Dynamics<T>& f_;
-  const std::vector<Parameter<T>*>& params_;
+  const AdjointContext<T>& ctx_;
   bool seminorm_;
   const char* what_;
 };
@@ -108,7 +101,7 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
   auto& ctx = *static_cast<AdjointContext<T>*>(node.saved);
   const SolverOptions& o = ctx.options;
   const Tableau& tab = tableau(o.method);
-  const int P = ctx.nparams;
+  const int P = ctx.nparams, C = ctx.ncaptured;
   const int K = ctx.ntimes - 1;
   const Index n = ctx.state.numel();
   const T* cot = tape.out_adj(node);
@@ -116,9 +109,10 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
   // Input adjoints, fetched before any nested scope (inside one, older
   // slots read as constants).
   T* g_h0 = tape.in_adj(node, 0);
-  T* g_t1 = ctx.end_time_input ? tape.in_adj(node, 1 + P) : nullptr;
+  T* g_t1 = ctx.end_time_input ? tape.in_adj(node, 1 + P + C) : nullptr;
+  // The parameters' and then the captured values' adjoints.
   T* g_theta[RkEngine<T>::kMaxPieces];
-  for (int i = 0; i < P; ++i) g_theta[i] = tape.in_adj(node, 1 + i);
+  for (int i = 0; i < P + C; ++i) g_theta[i] = tape.in_adj(node, 1 + i);
 
   Control ctl = forward_control(o);
   if (o.adjoint_rtol > 0) ctl.rtol = o.adjoint_rtol;
@@ -130,24 +124,24 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
   }
   const char* what = adjoint_name(o.method);
   Dynamics<T>& f = *ctx.f;
-  const std::vector<Parameter<T>*>& params = f.parameters();
-  AugmentedSystem<T> sys(f, o.adjoint_seminorm, what);
+  AugmentedSystem<T> sys(ctx, what);
   RkEngine<T> engine(tape, sys, tab, ctl, Keep::kFlat, what, backward_counters(*ctx.stats));
 
   typename Tape<T>::Scope scope(tape);  // everything below is scratch
   typename Tape<T>::NoGradGuard no_grad(tape);
-  const int pieces = 2 + P;
+  const int pieces = 2 + P + C;
   Var<T> state[RkEngine<T>::kMaxPieces];
   state[0] = tape.constant(TensorView<const T>{hout + (K - 1) * n, ctx.state});
   state[1] = tape.constant(TensorView<const T>{cot + (K - 1) * n, ctx.state});
-  for (int i = 0; i < P; ++i) {
-    auto [zero, buf] = tape.make_output(params[i]->shape());
-    std::memset(buf, 0, sizeof(T) * params[i]->size());
+  for (int i = 0; i < P + C; ++i) {
+    const Shape s = i < P ? ctx.params[i]->shape() : tape.slot(ctx.captured[i - P]).shape;
+    auto [zero, buf] = tape.make_output(s);
+    std::memset(buf, 0, sizeof(T) * s.numel());
     state[2 + i] = zero;
   }
 
   if (g_t1 != nullptr) {
-    // d(loss)/d(t1) = <a(t1), f(t1, h(t1))>.
+    // d(loss)/d(t1) = <a(t1), f(t1, h(t1))> (f's value only: nothing recorded).
     typename Tape<T>::Scope s(tape);
     ++ctx.stats->nfe_backward;
     Var<T> fh = f(ctx.times[K], state[0]);
@@ -168,8 +162,8 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
     }
   }
   if (g_h0 != nullptr) kernels::add_to(state[1].data(), g_h0, n);
-  for (int i = 0; i < P; ++i) {
-    if (g_theta[i]) kernels::add_to(state[2 + i].data(), g_theta[i], params[i]->size());
+  for (int i = 0; i < P + C; ++i) {
+    if (g_theta[i]) kernels::add_to(state[2 + i].data(), g_theta[i], state[2 + i].size());
   }
 }
 
@@ -179,35 +173,24 @@ template <class T>
 Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
                       const SolverOptions& o, SolveStats* stats) {
   Tape<T>& tape = h0.tape();
-  const Tableau& tab = tableau(o.method);
-  const std::size_t K = times.size() - 1;
-  const std::vector<Parameter<T>*>& params = f.parameters();
-  if (params.size() + 2 > static_cast<std::size_t>(RkEngine<T>::kMaxPieces)) {
-    throw SolverError(std::string(adjoint_name(o.method)) + ": the dynamics has " +
-                      std::to_string(params.size()) + " parameter tensors; at most " +
-                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " are supported");
-  }
-
   auto* ctx = arena_array<AdjointContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->end_time_input = t1.valid();
 
-  const Index n = h0.size();
-  auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
-  {
-    typename Tape<T>::Scope scope(tape);  // the forward solve's scratch
-    PrimalSystem<T> sys(f);
-    RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name,
-                       forward_counters(*ctx->stats));
-    Var<T> last;
-    T* dst = out;
-    engine.integrate(
-        times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
-        [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
-        [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(&last, 1));
+  ReadsLease<T> reads;
+  reads->reset(static_cast<std::int32_t>(tape.num_slots()), f.parameters());
+  Var<T> y = solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads,
+                           [](T, T, T, std::span<const T* const>) {}, false);
+  const std::size_t pieces = 2 + reads->params.size() + reads->captured.size();
+  if (pieces > static_cast<std::size_t>(RkEngine<T>::kMaxPieces) && tape.recording()) {
+    throw SolverError(std::string(adjoint_name(o.method)) + ": the dynamics reads " +
+                      std::to_string(reads->params.size()) + " parameter tensors and " +
+                      std::to_string(reads->captured.size()) + " captured values; at most " +
+                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " in all are supported");
   }
+  finish_record(*ctx, tape, *reads);
   std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, f, h0, t1, &nin);
+  Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
   Node<T> node{};
   node.name = "odeint_adjoint";
   node.backward = &adjoint_backward<T>;

@@ -61,12 +61,15 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
   const T eps = std::numeric_limits<T>::epsilon();
   const T dir = ctx.times[K] > ctx.times[0] ? T(1) : T(-1);
   Dynamics<T>& f = *ctx.f;
-  const std::vector<Parameter<T>*>& params = f.parameters();
+  const int P = ctx.nparams, C = ctx.ncaptured;
   // Input adjoints, fetched before any nested scope (inside one, older
-  // slots read as constants).
+  // slots read as constants): h0's, the parameters', the captured values'.
   T* g_h0 = tape.in_adj(node, 0);
-  T** g_theta = tape.template scratch<T*>(params.size() + 1);
-  for (std::size_t i = 0; i < params.size(); ++i) g_theta[i] = tape.in_adj(node, 1 + static_cast<int>(i));
+  T** g_theta = tape.template scratch<T*>(static_cast<std::size_t>(P + C) + 1);
+  for (int i = 0; i < P + C; ++i) g_theta[i] = tape.in_adj(node, 1 + i);
+  // Each step's d/dc of the captured values lands here (Tape::lift).
+  T** g_step = tape.template scratch<T*>(static_cast<std::size_t>(C) + 1);
+  for (int i = 0; i < C; ++i) g_step[i] = tape.scratch(tape.slot(ctx.captured[i]).shape.numel());
   PrimalSystem<T> sys(f);
   RkEngine<T> engine(tape, sys, tab, forward_control(ctx.options), Keep::kRecord, what,
                      backward_counters(*ctx.stats));
@@ -98,7 +101,6 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
     }
   };
   int out_i = K - 1;  // outputs are handled from the last one down
-  ParamLog<T>& log = scratch_param_log<T>();
   const int S = tab.stages;
   // Seeds of one step's reverse pass: the carried adjoint on the step's end
   // state, and the cotangent of every output inside (t, t_end].
@@ -107,55 +109,52 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
 
   for (StepRecord<T>* rec = ctx.last; rec != nullptr; rec = rec->prev) {
     if (rec->y == nullptr) recompute_segment(rec);
-    const std::size_t base = log.entries.size();
     typename Tape<T>::RecordingGuard record(tape, true);
     typename Tape<T>::Scope scope(tape);
-    ParamLog<T>* outer = tape.param_log();
-    tape.set_param_log(&log);
+    ReadsLease<T> reads;
+    reads->reset(static_cast<std::int32_t>(tape.num_slots()), {});
+    Watching<T> watching(tape, &reads->watch);
+    LiftCaptured<T> lifted(tape, ctx, g_step);
     Var<T> y0 = tape.input(TensorView<const T>{rec->y, ctx.state});
     Var<T> k[kMaxStages];
     Var<T> y1, f1;
     bool f1_ready = false;
     int nseeds = 0;
-    try {
-      engine.step(rec->t, rec->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, S),
-                  std::span<Var<T>>(&y1, 1));
-      if (rec != ctx.last) {
-        seeds[nseeds] = y1;
-        cots[nseeds++] = TensorView<const T>{a, ctx.state};
-      }
-      while (out_i >= 0 && dir * (ctx.times[out_i + 1] - rec->t) > 0) {
-        const T to = ctx.times[out_i + 1];
-        Var<T> v;
-        if (std::abs(to - rec->t_end) <= 8 * eps * std::max<T>(T(1), std::abs(rec->t_end))) {
-          v = y1;
-        } else {
-          const double theta = static_cast<double>((to - rec->t) / rec->h);
-          engine.interpolate(rec->t, rec->h, theta, std::span<const Var<T>>(&y0, 1),
-                             std::span<const Var<T>>(k, S), std::span<const Var<T>>(&y1, 1),
-                             std::span<Var<T>>(&f1, 1), f1_ready, std::span<Var<T>>(&v, 1));
-        }
-        seeds[nseeds] = v;
-        cots[nseeds++] = TensorView<const T>{cot + out_i * n, ctx.state};
-        --out_i;
-      }
-    } catch (...) {
-      tape.set_param_log(outer);
-      log.entries.resize(base);
-      throw;
+    engine.step(rec->t, rec->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, S),
+                std::span<Var<T>>(&y1, 1));
+    if (rec != ctx.last) {
+      seeds[nseeds] = y1;
+      cots[nseeds++] = TensorView<const T>{a, ctx.state};
     }
-    tape.set_param_log(outer);
+    while (out_i >= 0 && dir * (ctx.times[out_i + 1] - rec->t) > 0) {
+      const T to = ctx.times[out_i + 1];
+      Var<T> v;
+      if (std::abs(to - rec->t_end) <= 8 * eps * std::max<T>(T(1), std::abs(rec->t_end))) {
+        v = y1;
+      } else {
+        const double theta = static_cast<double>((to - rec->t) / rec->h);
+        engine.interpolate(rec->t, rec->h, theta, std::span<const Var<T>>(&y0, 1),
+                           std::span<const Var<T>>(k, S), std::span<const Var<T>>(&y1, 1),
+                           std::span<Var<T>>(&f1, 1), f1_ready, std::span<Var<T>>(&v, 1));
+      }
+      seeds[nseeds] = v;
+      cots[nseeds++] = TensorView<const T>{cot + out_i * n, ctx.state};
+      --out_i;
+    }
+    watching.stop();
+    check_captured<T>(ctx, tape, reads->captured, what);
     tape.backward(std::span<const Var<T>>(seeds, nseeds),
                   std::span<const TensorView<const T>>(cots, nseeds));
     std::memcpy(a, tape.grad(y0).data, sizeof(T) * n);
-    for (std::size_t e = base; e < log.entries.size(); ++e) {
-      const auto& entry = log.entries[e];
+    for (const auto& entry : watching.entries()) {
       const T* adj = tape.slot(entry.slot).adj;
       if (adj == nullptr) continue;
-      int i = param_index(params, entry.param, what);
+      const int i = param_index(ctx, entry.param, what);
       if (g_theta[i]) kernels::add_to(adj, g_theta[i], entry.param->size());
     }
-    log.entries.resize(base);
+    for (int i = 0; i < C; ++i) {
+      if (g_theta[P + i]) kernels::add_to(g_step[i], g_theta[P + i], tape.slot(ctx.captured[i]).shape.numel());
+    }
     // A recomputed state's buffer is reused by the next segment (and a
     // second backward pass recomputes it again).
     if (rec->index % stride != 0) rec->y = nullptr;
@@ -169,34 +168,29 @@ template <class T>
 Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
                          const SolverOptions& o, SolveStats* stats) {
   Tape<T>& tape = h0.tape();
-  const Tableau& tab = tableau(o.method);
-  const std::size_t K = times.size() - 1;
-  const std::vector<Parameter<T>*>& params = f.parameters();
-
   auto* ctx = arena_array<CheckpointContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
-  ctx->last = nullptr;
-  ctx->stride = 1;
-  // Kept states, and a stack of the buffers dropped when the stride doubled.
+  ReadsLease<T> reads;
+  const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
   const int budget = o.checkpoint_states;
-  T** spare = budget > 0 ? tape.template scratch<T*>(static_cast<std::size_t>(budget) + 1) : nullptr;
-  int nspare = 0, kept = 0;
-  std::int64_t count = 0;
-
   const Index n = h0.size();
-  auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
-  {
-    // No outer scope: the step records stay in the arena for the backward
+
+  // Step records are kept when a gradient may be asked for; whether f reads
+  // something differentiable is only known once it has run, so a solve that
+  // kept none and finds it does is run again, keeping them.
+  auto solve = [&](bool record) {
+    ctx->stats->reset();
+    ctx->last = nullptr;
+    ctx->stride = 1;
+    reads->reset(below, f.parameters());
+    // Kept states, and a stack of the buffers dropped when the stride doubled.
+    T** spare = budget > 0 ? tape.template scratch<T*>(static_cast<std::size_t>(budget) + 1) : nullptr;
+    int nspare = 0, kept = 0;
+    std::int64_t count = 0;
+    // keep_scratch: the step records stay in the arena for the backward
     // pass; the engine rewinds each step's scratch itself.
-    PrimalSystem<T> sys(f);
-    RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name,
-                       forward_counters(*ctx->stats));
-    Var<T> last;
-    T* dst = out;
-    const bool record = tape.recording() && (h0.requires_grad() || !params.empty());
-    engine.integrate(
-        times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
-        [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
+    return solve_flat<T>(
+        tape, f, h0, times, o, *ctx->stats, &*reads,
         [&](T t, T h, T t_end, std::span<const T* const> ystart) {
           if (!record) return;
           auto* r = arena_array<StepRecord<T>>(tape, 1);
@@ -215,10 +209,14 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
             }
           }
         },
-        std::span<Var<T>>(&last, 1));
-  }
+        true);
+  };
+  const bool may_need = h0.requires_grad() || !f.parameters().empty();
+  Var<T> y = solve(tape.recording() && may_need);
+  if (tape.recording() && !may_need && reads->any()) y = solve(true);
+  finish_record(*ctx, tape, *reads);
   std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, f, h0, Var<T>(), &nin);
+  Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);
   Node<T> node{};
   node.name = "odeint_checkpoint";
   node.backward = &checkpoint_backward<T>;

@@ -13,8 +13,14 @@ namespace anode::ode {
 /// The right-hand side f(t, h) of dh/dt = f(t, h), written with autodiff ops.
 /// The state h is a batch tensor ([batch, d], or [batch, C, H, W] for
 /// convolutional dynamics). Implementations record on h's tape and take their
-/// parameters with h.tape().param(p); parameters() must list every one of
-/// them (the adjoint method integrates d(loss)/d(theta) for exactly these).
+/// parameters with h.tape().param(p); parameters() lists them (optimizers
+/// and models use the list). Every gradient method gives the same gradient
+/// whatever the list says: the adjoint and checkpoint methods find the
+/// parameters f records, and the differentiable Vars from outside the solve
+/// that f reads (captured values), while the forward solve runs, and
+/// differentiate with respect to all of them. f must read the same
+/// parameters and captured values in the backward pass as in the forward
+/// solve (a SolverError names the one it did not).
 /// A Dynamics object must outlive any tape that holds a solve using it (the
 /// adjoint and checkpoint methods call it again in the backward pass).
 template <class T>

@@ -4,23 +4,97 @@
 // Pieces shared by the three gradient methods (internal to //ode).
 
 #include <algorithm>
+#include <cstdint>
 #include <new>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "ode/rk_engine.h"
 #include "ode/solver.h"
 
 namespace anode::ode::internal {
 
-/// dh/dt = f(t, h) as a one-piece RkSystem, checking f's output shape.
+/// What a solve's dynamics reads that can carry a gradient, found while it
+/// runs (so parameters() need not be trusted): every parameter it records
+/// with tape.param() (f.parameters() first, then any it does not list), and
+/// every differentiable value recorded before the solve that it reads (a Var
+/// captured from outside, by slot). The adjoint and checkpoint methods make
+/// all of them inputs of the solve node.
+template <class T>
+struct Reads {
+  std::vector<Parameter<T>*> params;
+  std::vector<std::int32_t> captured;
+  ReadWatch watch{0, nullptr};
+  bool any() const { return !params.empty() || !captured.empty(); }
+  /// Starts over for a solve whose own slots begin at `below`, listing f's
+  /// declared parameters first.
+  void reset(std::int32_t below, const std::vector<Parameter<T>*>& declared) {
+    params.assign(declared.begin(), declared.end());
+    captured.clear();
+    watch = ReadWatch{below, &captured};
+  }
+  void add_param(Parameter<T>* p) {
+    if (std::find(params.begin(), params.end(), p) == params.end()) params.push_back(p);
+  }
+};
+
+/// RAII: a per-thread Reads object for the duration of one solve (nested
+/// solves get their own); reused across solves, so steady state allocates
+/// nothing.
+template <class T>
+class ReadsLease {
+ public:
+  ReadsLease();
+  ~ReadsLease();
+  ReadsLease(const ReadsLease&) = delete;
+  ReadsLease& operator=(const ReadsLease&) = delete;
+  Reads<T>& operator*() { return *reads_; }
+  Reads<T>* operator->() { return reads_; }
+
+ private:
+  Reads<T>* reads_;
+};
+
+/// RAII: while alive, param() leaves recorded on `tape` go to the per-thread
+/// ParamLog (this guard's entries()) and reads of values below the watch's
+/// mark to `watch` (if given). stop() (or the destructor) restores the
+/// tape's previous log and watch; the destructor also drops the entries.
+template <class T>
+class Watching {
+ public:
+  Watching(Tape<T>& tape, ReadWatch* watch);
+  ~Watching();
+  Watching(const Watching&) = delete;
+  Watching& operator=(const Watching&) = delete;
+  void stop();
+  std::span<const typename ParamLog<T>::Entry> entries() const;
+
+ private:
+  Tape<T>& tape_;
+  ParamLog<T>& log_;
+  std::size_t base_;
+  ParamLog<T>* outer_log_;
+  ReadWatch* outer_watch_;
+  bool stopped_ = false;
+};
+
+/// dh/dt = f(t, h) as a one-piece RkSystem, checking f's output shape. With
+/// `reads`, every evaluation adds what f reads to it.
 template <class T>
 class PrimalSystem : public RkSystem<T> {
  public:
-  explicit PrimalSystem(Dynamics<T>& f) : f_(f) {}
+  explicit PrimalSystem(Dynamics<T>& f, Reads<T>* reads = nullptr) : f_(f), reads_(reads) {}
   int pieces() const override { return 1; }
   void eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) override {
-    Var<T> r = f_(t, y[0]);
+    Var<T> r;
+    if (reads_ == nullptr) {
+      r = f_(t, y[0]);
+    } else {
+      Watching<T> watching(y[0].tape(), &reads_->watch);
+      r = f_(t, y[0]);
+      for (const auto& e : watching.entries()) reads_->add_param(e.param);
+    }
     if (!r.valid() || &r.tape() != &y[0].tape() || r.shape() != y[0].shape()) {
       throw ShapeError("odeint: the dynamics returned " +
                        (r.valid() ? r.shape().str() : std::string("an empty Var")) +
@@ -32,6 +106,7 @@ class PrimalSystem : public RkSystem<T> {
 
  private:
   Dynamics<T>& f_;
+  Reads<T>* reads_;
 };
 
 /// Checks times and options; throws SolverError naming the solver and the fault.
@@ -60,8 +135,14 @@ struct SolveRecord {
   SolveStats own;
   const T* times;     // a copy, in the arena
   int ntimes;
-  int nparams;
   Shape state;
+  // What f reads (Reads, copied into the arena once the forward solve ends):
+  // the node's inputs after h0 are these parameters' leaves, then these
+  // captured values.
+  Parameter<T>** params;
+  int nparams;
+  const std::int32_t* captured;
+  int ncaptured;
 };
 
 /// Fills a record for a solve of f from h0 at `times` (copying the times into
@@ -77,38 +158,89 @@ void init_record(SolveRecord<T>& r, Tape<T>& tape, Dynamics<T>& f, Var<T> h0, st
   std::copy(times.begin(), times.end(), saved);
   r.times = saved;
   r.ntimes = static_cast<int>(times.size());
-  r.nparams = static_cast<int>(f.parameters().size());
   r.state = h0.shape();
+  r.params = nullptr;
+  r.nparams = 0;
+  r.captured = nullptr;
+  r.ncaptured = 0;
 }
 
-/// The inputs of a solve node: h0, a leaf per parameter of f, and the end
-/// time when given (an arena array of `count` Vars).
+/// Copies what the forward solve found f reading into the record.
 template <class T>
-Var<T>* node_inputs(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, Var<T> t1, std::size_t* count) {
-  const std::vector<Parameter<T>*>& params = f.parameters();
-  *count = 1 + params.size() + (t1.valid() ? 1 : 0);
+void finish_record(SolveRecord<T>& r, Tape<T>& tape, const Reads<T>& reads) {
+  r.nparams = static_cast<int>(reads.params.size());
+  r.params = tape.template scratch<Parameter<T>*>(reads.params.size() + 1);
+  std::copy(reads.params.begin(), reads.params.end(), r.params);
+  r.ncaptured = static_cast<int>(reads.captured.size());
+  std::int32_t* c = tape.template scratch<std::int32_t>(reads.captured.size() + 1);
+  std::copy(reads.captured.begin(), reads.captured.end(), c);
+  r.captured = c;
+}
+
+/// The index of p in the record's parameters; a SolverError naming p if the
+/// backward pass saw f use a parameter the forward solve did not.
+template <class T>
+int param_index(const SolveRecord<T>& r, const Parameter<T>* p, const char* what);
+
+/// A SolverError if f read, in a backward-pass evaluation, a differentiable
+/// value captured from outside that the forward solve did not see it read
+/// (`found`: the reads of that evaluation).
+template <class T>
+void check_captured(const SolveRecord<T>& r, Tape<T>& tape, std::span<const std::int32_t> found,
+                    const char* what);
+
+/// RAII: lifts the record's captured values (Tape::lift) into `buffers`
+/// (one per value, each its size) for a nested evaluation; unlifts them on
+/// destruction.
+template <class T>
+class LiftCaptured {
+ public:
+  LiftCaptured(Tape<T>& tape, const SolveRecord<T>& r, T* const* buffers) : tape_(tape), n_(r.ncaptured) {
+    for (int i = 0; i < n_; ++i) lifted_[i] = tape.lift(r.captured[i], buffers[i]);
+  }
+  ~LiftCaptured() {
+    for (int i = n_; i-- > 0;) tape_.unlift(lifted_[i]);
+  }
+  LiftCaptured(const LiftCaptured&) = delete;
+  LiftCaptured& operator=(const LiftCaptured&) = delete;
+
+ private:
+  Tape<T>& tape_;
+  int n_;
+  typename Tape<T>::Lifted lifted_[RkEngine<T>::kMaxPieces];
+};
+
+/// The inputs of a solve node: h0, a leaf per parameter f reads, each
+/// captured value f reads, and the end time when given (an arena array of
+/// `count` Vars).
+template <class T>
+Var<T>* node_inputs(Tape<T>& tape, const SolveRecord<T>& r, Var<T> h0, Var<T> t1, std::size_t* count) {
+  const std::size_t P = static_cast<std::size_t>(r.nparams), C = static_cast<std::size_t>(r.ncaptured);
+  *count = 1 + P + C + (t1.valid() ? 1 : 0);
   Var<T>* inputs = arena_array<Var<T>>(tape, *count);
   inputs[0] = h0;
-  for (std::size_t i = 0; i < params.size(); ++i) inputs[1 + i] = tape.param(*params[i]);
+  for (std::size_t i = 0; i < P; ++i) inputs[1 + i] = tape.param(*r.params[i]);
+  for (std::size_t i = 0; i < C; ++i) inputs[1 + P + i] = Var<T>(&tape, r.captured[i]);
   if (t1.valid()) inputs[*count - 1] = t1;
   return inputs;
 }
+
+/// The forward solve of a method that records nothing per step (kFlat):
+/// integrates f from h0 over `times` and returns odeint's result in a new
+/// slot (not recorded; the caller records the solve node). With `reads`,
+/// finds what f reads. `on_accept` as RkEngine's. With `keep_scratch`, the
+/// engine's buffers and whatever on_accept allocates stay in the arena;
+/// otherwise they are rewound.
+template <class T>
+Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads,
+                  typename RkEngine<T>::OnAccept on_accept, bool keep_scratch);
 
 /// Counters for one engine: into `stats` if given.
 inline EngineCounters forward_counters(SolveStats& s) { return {&s.nfe_forward, &s.accepted, &s.rejected}; }
 inline EngineCounters backward_counters(SolveStats& s) {
   return {&s.nfe_backward, &s.accepted_backward, &s.rejected_backward};
 }
-
-/// The index of p in f's parameter list (SolverError if f used a parameter
-/// it does not list).
-template <class T>
-int param_index(const std::vector<Parameter<T>*>& params, const Parameter<T>* p, const char* what);
-
-/// A per-thread parameter log for nested VJPs (reused: no allocation in
-/// steady state). Callers push entries from a base index and truncate back.
-template <class T>
-ParamLog<T>& scratch_param_log();
 
 template <class T>
 Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,

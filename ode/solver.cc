@@ -3,7 +3,11 @@
 // checkpoint.cc; all three share the engine in rk_engine.cc.
 #include "ode/solver.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "autodiff/ops.h"
@@ -106,13 +110,28 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
 }
 
 template <class T>
-int param_index(const std::vector<Parameter<T>*>& params, const Parameter<T>* p, const char* what) {
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (params[i] == p) return static_cast<int>(i);
+int param_index(const SolveRecord<T>& r, const Parameter<T>* p, const char* what) {
+  for (int i = 0; i < r.nparams; ++i) {
+    if (r.params[i] == p) return i;
   }
-  throw SolverError(std::string(what) + ": the dynamics used parameter '" + p->name() +
-                    "', which its parameters() does not list");
+  throw SolverError(std::string(what) + ": in the backward pass the dynamics used parameter '" +
+                    p->name() + "', which it did not use in the forward solve (dynamics whose "
+                    "parameters depend on more than t and h cannot use this gradient method)");
 }
+
+template <class T>
+void check_captured(const SolveRecord<T>& r, Tape<T>& tape, std::span<const std::int32_t> found,
+                    const char* what) {
+  for (std::int32_t id : found) {
+    if (std::find(r.captured, r.captured + r.ncaptured, id) != r.captured + r.ncaptured) continue;
+    throw SolverError(std::string(what) + ": in the backward pass the dynamics read a differentiable "
+                      "value of shape " + tape.slot(id).shape.str() + " recorded outside it, which it "
+                      "did not read in the forward solve; pass it as a Parameter, detach() it, or use "
+                      "gradient = backprop");
+  }
+}
+
+namespace {
 
 template <class T>
 ParamLog<T>& scratch_param_log() {
@@ -120,15 +139,102 @@ ParamLog<T>& scratch_param_log() {
   return log;
 }
 
-template void check_solve<float>(const char*, Var<float>, std::span<const float>, const SolverOptions&);
-template void check_solve<double>(const char*, Var<double>, std::span<const double>, const SolverOptions&);
-template int param_index<float>(const std::vector<Parameter<float>*>&, const Parameter<float>*, const char*);
-template int param_index<double>(const std::vector<Parameter<double>*>&, const Parameter<double>*, const char*);
-template ParamLog<float>& scratch_param_log<float>();
-template ParamLog<double>& scratch_param_log<double>();
+// One Reads per nesting depth of solves on this thread.
+template <class T>
+struct ReadsPool {
+  std::vector<std::unique_ptr<Reads<T>>> items;
+  std::size_t depth = 0;
+};
+
+template <class T>
+ReadsPool<T>& reads_pool() {
+  thread_local ReadsPool<T> pool;
+  return pool;
+}
+
+}  // namespace
+
+template <class T>
+ReadsLease<T>::ReadsLease() {
+  ReadsPool<T>& pool = reads_pool<T>();
+  if (pool.depth == pool.items.size()) pool.items.push_back(std::make_unique<Reads<T>>());
+  reads_ = pool.items[pool.depth++].get();
+}
+
+template <class T>
+ReadsLease<T>::~ReadsLease() {
+  --reads_pool<T>().depth;
+}
+
+template <class T>
+Watching<T>::Watching(Tape<T>& tape, ReadWatch* watch)
+    : tape_(tape), log_(scratch_param_log<T>()), base_(log_.entries.size()),
+      outer_log_(tape.param_log()), outer_watch_(tape.set_read_watch(nullptr)) {
+  tape.set_param_log(&log_);
+  tape.set_read_watch(watch != nullptr ? watch : outer_watch_);
+}
+
+template <class T>
+void Watching<T>::stop() {
+  if (stopped_) return;
+  tape_.set_param_log(outer_log_);
+  tape_.set_read_watch(outer_watch_);
+  stopped_ = true;
+}
+
+template <class T>
+Watching<T>::~Watching() {
+  stop();
+  log_.entries.resize(base_);
+}
+
+template <class T>
+std::span<const typename ParamLog<T>::Entry> Watching<T>::entries() const {
+  return std::span<const typename ParamLog<T>::Entry>(log_.entries).subspan(base_);
+}
+
+template <class T>
+Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads,
+                  typename RkEngine<T>::OnAccept on_accept, bool keep_scratch) {
+  const Tableau& tab = tableau(o.method);
+  const std::size_t K = times.size() - 1;
+  const Index n = h0.size();
+  auto [y, out] = tape.make_output(output_shape(h0.shape(), K));
+  std::optional<typename Tape<T>::Scope> scope;
+  if (!keep_scratch) scope.emplace(tape);
+  PrimalSystem<T> sys(f, reads);
+  RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name, forward_counters(stats));
+  Var<T> last;
+  engine.integrate(
+      times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
+      [&](int i, std::span<const Var<T>> v) { std::memcpy(out + i * n, v[0].data(), sizeof(T) * n); },
+      on_accept, std::span<Var<T>>(&last, 1));
+  return y;
+}
+
+#define ANODE_INSTANTIATE(T)                                                                        \
+  template void check_solve<T>(const char*, Var<T>, std::span<const T>, const SolverOptions&);      \
+  template int param_index<T>(const SolveRecord<T>&, const Parameter<T>*, const char*);             \
+  template void check_captured<T>(const SolveRecord<T>&, Tape<T>&, std::span<const std::int32_t>,   \
+                                  const char*);                                                     \
+  template class ReadsLease<T>;                                                                     \
+  template class Watching<T>;                                                                       \
+  template Var<T> solve_flat<T>(Tape<T>&, Dynamics<T>&, Var<T>, std::span<const T>,                 \
+                                const SolverOptions&, SolveStats&, Reads<T>*,                       \
+                                typename RkEngine<T>::OnAccept, bool);
+ANODE_INSTANTIATE(float)
+ANODE_INSTANTIATE(double)
+#undef ANODE_INSTANTIATE
 
 namespace {
 
+// Backprop records every step, unless nothing in the solve can need a
+// gradient: under NoGradGuard, or when h0 is data and f reads no parameter
+// and no captured differentiable value. Then the solve runs as the other
+// methods' forward does, keeping nothing per step. Whether f reads anything
+// is only known by running it: a first, flat solve finds out, and if f does
+// read something the solve is run again, recorded.
 template <class T>
 Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& o,
                        SolveStats* stats) {
@@ -137,6 +243,15 @@ Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   SolveStats local;
   SolveStats& st = stats ? *stats : local;
   st.reset();
+  auto no_accept = [](T, T, T, std::span<const T* const>) {};
+  if (!tape.recording()) return solve_flat<T>(tape, f, h0, times, o, st, nullptr, no_accept, false);
+  if (!h0.requires_grad() && f.parameters().empty()) {
+    ReadsLease<T> reads;
+    reads->reset(static_cast<std::int32_t>(tape.num_slots()), f.parameters());
+    Var<T> y = solve_flat<T>(tape, f, h0, times, o, st, &*reads, no_accept, false);
+    if (!reads->any()) return y;
+    st.reset();
+  }
   PrimalSystem<T> sys(f);
   RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kRecord, tab.name, forward_counters(st));
   const std::size_t K = times.size() - 1;
@@ -144,8 +259,8 @@ Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   Var<T> last;
   engine.integrate(
       times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
-      [&](int i, std::span<const Var<T>> y) { outs[i] = y[0]; },
-      [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(&last, 1));
+      [&](int i, std::span<const Var<T>> y) { outs[i] = y[0]; }, no_accept,
+      std::span<Var<T>>(&last, 1));
   if (K == 1) return outs[0];
   return stack<T>(std::span<const Var<T>>(outs, K));
 }
