@@ -188,7 +188,7 @@ Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T
                       std::to_string(reads->captured.size()) + " captured values; at most " +
                       std::to_string(RkEngine<T>::kMaxPieces - 2) + " in all are supported");
   }
-  finish_record(*ctx, tape, *reads);
+  finish_record(*ctx, tape, *reads, adjoint_name(o.method));
   std::size_t nin = 0;
   Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
   Node<T> node{};

@@ -214,7 +214,7 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
   const bool may_need = h0.requires_grad() || !f.parameters().empty();
   Var<T> y = solve(tape.recording() && may_need);
   if (tape.recording() && !may_need && reads->any()) y = solve(true);
-  finish_record(*ctx, tape, *reads);
+  finish_record(*ctx, tape, *reads, checkpoint_name(o.method));
   std::size_t nin = 0;
   Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);
   Node<T> node{};

@@ -167,7 +167,12 @@ void init_record(SolveRecord<T>& r, Tape<T>& tape, Dynamics<T>& f, Var<T> h0, st
 
 /// Copies what the forward solve found f reading into the record.
 template <class T>
-void finish_record(SolveRecord<T>& r, Tape<T>& tape, const Reads<T>& reads) {
+void finish_record(SolveRecord<T>& r, Tape<T>& tape, const Reads<T>& reads, const char* what) {
+  if (reads.captured.size() > static_cast<std::size_t>(RkEngine<T>::kMaxPieces - 2)) {
+    throw SolverError(std::string(what) + ": the dynamics reads " + std::to_string(reads.captured.size()) +
+                      " differentiable values captured from outside the solve; at most " +
+                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " are supported (stack them into one)");
+  }
   r.nparams = static_cast<int>(reads.params.size());
   r.params = tape.template scratch<Parameter<T>*>(reads.params.size() + 1);
   std::copy(reads.params.begin(), reads.params.end(), r.params);
