@@ -230,7 +230,7 @@ class Tape {
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
 
-  // ---- For op implementations (ops.cc, custom ops) -----------------------
+  // ---- For op implementations (the op kit: autodiff/op_kit.h) -------------
   /// A new slot with uninitialized arena storage for `shape`; returns the Var
   /// and the buffer to fill. Call record() after filling it.
   std::pair<Var<T>, T*> make_output(const Shape& shape);
