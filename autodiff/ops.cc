@@ -739,6 +739,8 @@ struct Reciprocal {
   }
 };
 
+// std::pow, not xsimd 8.1's pow: that one is exp(p log|x|), which loses
+// about |p log x| ulps for large results and gives 0 for 0^(negative p).
 template <class T>
 struct PowScalar {
   struct Attrs {

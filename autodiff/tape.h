@@ -271,8 +271,9 @@ class Tape {
       }
       return data;
     }
-    /// data[i] = v if fresh, else data[i] += v (for rules that write every
-    /// element in a loop of their own).
+    /// data[i] = v if fresh, else data[i] += v: for rules that write every
+    /// element exactly once in a loop of their own (a rule that adds into an
+    /// element several times calls zeroed() instead).
     void put(Index i, T v) const { data[i] = fresh ? v : data[i] + v; }
   };
   /// The adjoint of the i-th input of a node: the one way a rule gets it.
