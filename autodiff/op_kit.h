@@ -29,7 +29,8 @@
 //    when no input needs a gradient or recording is off (NoGradGuard).
 //  - Numbers the backward needs (a scale, an axis) go in a small trivially
 //    copyable struct stored in the node: make_node<T>(name, rule, Attrs{...})
-//    and nd.attrs<Attrs>() (size and copyability checked at compile time).
+//    and nd.attrs<Attrs>() (nd.template attrs<Attrs>() in a template; size
+//    and copyability checked at compile time).
 //    Larger saved data goes in tape scratch, pointed to by Node::saved.
 //  - Backward: fetch each input's adjoint with Tape::in_grad right before
 //    writing it. A fresh Grad holds garbage: assign every element (put(),
