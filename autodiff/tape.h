@@ -18,6 +18,7 @@
 // Scopes rewind a tape to a mark (nested evaluations, solver steps); a
 // NoGradGuard makes ops compute values without recording nodes.
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -95,6 +96,7 @@ struct Node {
   std::int32_t out;       // output slot
   std::int32_t in_begin;  // first input in Tape's input list
   std::int32_t in_count;
+  std::uint32_t attr_size;  // sizeof the stored attributes (attrs() asserts it)
   void* saved;            // arena data the forward saved, or a custom op's context
   /// The op's attributes (a small trivially copyable struct; see set_attrs).
   alignas(8) unsigned char attr_bytes[kAttrBytes];
@@ -108,6 +110,7 @@ struct Node {
     static_assert(sizeof(A) <= kAttrBytes, "Node attributes exceed Node::kAttrBytes");
     static_assert(alignof(A) <= 8, "Node attributes need at most 8-byte alignment");
     std::memcpy(attr_bytes, &a, sizeof(A));
+    attr_size = sizeof(A);
   }
   /// The attribute struct stored by set_attrs<A> (a copy; same A required).
   template <class A>
@@ -115,6 +118,7 @@ struct Node {
     static_assert(std::is_trivially_copyable_v<A> && std::is_default_constructible_v<A>,
                   "Node attributes must be trivially copyable and default constructible");
     static_assert(sizeof(A) <= kAttrBytes, "Node attributes exceed Node::kAttrBytes");
+    assert(attr_size == sizeof(A) && "Node::attrs: not the type set_attrs stored");
     A a;
     std::memcpy(&a, attr_bytes, sizeof(A));
     return a;
