@@ -15,19 +15,13 @@
 
 #include "autodiff/gemm.h"
 #include "autodiff/kernels.h"
+#include "autodiff/op_kit.h"
 #include "autodiff/thread_pool.h"
 
 namespace anode {
 namespace {
 
-template <class T>
-Tape<T>& tape_of(Var<T> a, Var<T> b) {
-  if (!a.valid() || !b.valid()) {
-    throw ValueError("conv2d: argument is an empty Var (not on any tape)");
-  }
-  if (&a.tape() != &b.tape()) throw ValueError("conv2d: arguments live on different tapes");
-  return a.tape();
-}
+using op::TransientScratch;
 
 // One call's sizes: input [n, c, h, w], weight [o, c, k, k], padding p,
 // output [n, o, ho, wo].
@@ -124,21 +118,6 @@ Index col_block(Index rows, Index plane) {
   return std::min(plane, std::max<Index>(w / 32 * 32, 32));
 }
 
-// Scratch taken while this is alive goes back to the arena when it ends: the
-// im2col buffers are transient, so a solve recording hundreds of convolutions
-// keeps only their outputs. Nothing else may allocate from the arena meanwhile.
-class TransientScratch {
- public:
-  explicit TransientScratch(Arena& a) : arena_(a), mark_(a.mark()) {}
-  ~TransientScratch() { arena_.rewind(mark_); }
-  TransientScratch(const TransientScratch&) = delete;
-  TransientScratch& operator=(const TransientScratch&) = delete;
-
- private:
-  Arena& arena_;
-  Arena::Mark mark_;
-};
-
 // Runs fn(lane, group) for every group in [0, groups), spread over `lanes`
 // threads: lane l takes groups l, l + lanes, ... in order, so a lane's scratch
 // is never used by two threads at once. A single lane runs on the caller
@@ -163,9 +142,12 @@ constexpr Index kMaxGroups = 16;
 
 template <class T>
 struct Conv2d {
-  // iattr[0]: the padding.
+  struct Attrs {
+    Index padding;  // resolved ("same" is stored as its value)
+  };
+
   static Var<T> forward(Var<T> x, Var<T> w, Var<T> bias, Index padding) {
-    Tape<T>& t = tape_of(x, w);
+    Tape<T>& t = op::tape_of("conv2d", x, w);
     const Shape& sx = x.shape();
     const Shape& sw = w.shape();
     // Messages are built only when thrown: the op allocates nothing on the heap.
@@ -198,7 +180,7 @@ struct Conv2d {
                        std::to_string(geo.wo) + ")");
     }
     if (bias.valid()) {
-      tape_of(x, bias);
+      op::tape_of("conv2d", x, bias);
       if (bias.shape().rank() != 1 || bias.size() != geo.o) {
         throw ShapeError("conv2d: bias " + bias.shape().str() + " does not match weight " +
                          sw.str() + " (need [" + std::to_string(geo.o) + "])");
@@ -224,10 +206,7 @@ struct Conv2d {
         }
       });
     }
-    Node<T> nd{};
-    nd.name = "conv2d";
-    nd.backward = &backward;
-    nd.iattr[0] = p;
+    const Node<T> nd = op::make_node<T>("conv2d", &backward, Attrs{p});
     if (bias.valid()) {
       t.record(y, {x, w, bias}, nd);
     } else {
@@ -257,10 +236,12 @@ struct Conv2d {
   }
 
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    const Geometry geo = Geometry::of(t.in_shape(nd, 0), t.in_shape(nd, 1), nd.iattr[0]);
-    T* gx = t.in_adj(nd, 0);
-    T* gw = t.in_adj(nd, 1);
-    T* gb = nd.in_count == 3 ? t.in_adj(nd, 2) : nullptr;
+    const Geometry geo =
+        Geometry::of(t.in_shape(nd, 0), t.in_shape(nd, 1), nd.template attrs<Attrs>().padding);
+    // Every pass adds (per image, per group): zero-filled when fresh.
+    T* gx = t.in_grad(nd, 0).zeroed();
+    T* gw = t.in_grad(nd, 1).zeroed();
+    T* gb = nd.in_count == 3 ? t.in_grad(nd, 2).zeroed() : nullptr;
     if (!gx && !gw && !gb) return;
     const T* x = t.in_value(nd, 0);
     const T* w = t.in_value(nd, 1);

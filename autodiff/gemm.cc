@@ -28,22 +28,16 @@
 #include <type_traits>
 #include <utility>
 
-// GCC 12 flags the intrinsics' own `__m512 __Y = __Y` (_mm512_undefined_ps)
-// as (maybe-)uninitialized once the transposes below inline them; the state
-// that matters is the one in force where the intrinsics header is read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <xsimd/xsimd.hpp>
-#pragma GCC diagnostic pop
-
+#include "autodiff/simd.h"
 #include "autodiff/thread_pool.h"
 
 namespace anode {
 namespace {
 
-template <class T>
-using Vec = xsimd::batch<T>;
+using simd::kAvx512;
+using simd::load_n;
+using simd::store_n;
+using simd::Vec;
 
 template <class T>
 struct Tile {
@@ -68,50 +62,6 @@ struct Tile {
 // the two places that need them (ragged tile edges and transposing packs)
 // use AVX-512 intrinsics when the batch is a 512-bit register and fall back
 // to scalar loops otherwise.
-
-#if XSIMD_WITH_AVX512F
-template <class T>
-constexpr bool kAvx512 = sizeof(Vec<T>) == 64;
-#else
-template <class T>
-constexpr bool kAvx512 = false;
-#endif
-
-// The first n (0 <= n <= W) lanes of p; the other lanes are zero and their
-// memory is not touched.
-template <class T>
-Vec<T> load_n(const T* p, Index n) {
-#if XSIMD_WITH_AVX512F
-  if constexpr (kAvx512<T>) {
-    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
-    if constexpr (std::is_same_v<T, float>)
-      return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p);
-    else
-      return _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), p);
-  }
-#endif
-  alignas(64) T tmp[Vec<T>::size] = {};
-  for (Index j = 0; j < n; ++j) tmp[j] = p[j];
-  return Vec<T>::load_aligned(tmp);
-}
-
-// Stores the first n (0 <= n <= W) lanes of v to p.
-template <class T>
-void store_n(T* p, const Vec<T>& v, Index n) {
-#if XSIMD_WITH_AVX512F
-  if constexpr (kAvx512<T>) {
-    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
-    if constexpr (std::is_same_v<T, float>)
-      _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
-    else
-      _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
-    return;
-  }
-#endif
-  alignas(64) T tmp[Vec<T>::size];
-  v.store_aligned(tmp);
-  for (Index j = 0; j < n; ++j) p[j] = tmp[j];
-}
 
 // The first n (1 <= n <= W) lanes of p, a plain load when n == W.
 template <class T>

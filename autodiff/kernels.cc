@@ -7,76 +7,22 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
-#include <xsimd/xsimd.hpp>
 
+#include "autodiff/simd.h"
 #include "autodiff/thread_pool.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), whose
-// self-initialization trips -Wuninitialized once inlined here (GCC bug
-// 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace anode::kernels {
 namespace {
 
-template <class T>
-using Vec = xsimd::batch<T>;
+using simd::kW;
+using simd::load;
+using simd::load_n;
+using simd::store;
+using simd::store_n;
+using simd::Vec;
 template <class T>
 using IVec = xsimd::batch<xsimd::as_integer_t<T>>;
-template <class T>
-inline constexpr Index kW = static_cast<Index>(Vec<T>::size);
 
-template <class T>
-Vec<T> load(const T* p) {
-  return Vec<T>::load_unaligned(p);
-}
-template <class T>
-void store(T* p, Vec<T> v) {
-  v.store_unaligned(p);
-}
-// The first n (0 <= n <= W) lanes of p, zero elsewhere; memory past them is
-// not read (a masked load with AVX-512).
-template <class T>
-Vec<T> load_n(const T* p, Index n) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
-    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
-    if constexpr (std::is_same_v<T, float>) {
-      return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p);
-    } else {
-      return _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), p);
-    }
-  }
-#endif
-  alignas(64) T tmp[kW<T>] = {};
-  std::copy(p, p + n, tmp);
-  return load(tmp);
-}
-// Stores the first n (0 <= n <= W) lanes of v to p.
-template <class T>
-void store_n(T* p, Vec<T> v, Index n) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
-    const auto mask = static_cast<unsigned>((std::uint64_t(1) << n) - 1);
-    if constexpr (std::is_same_v<T, float>) {
-      _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
-    } else {
-      _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
-    }
-    return;
-  }
-#endif
-  alignas(64) T tmp[kW<T>];
-  store(tmp, v);
-  std::copy(tmp, tmp + n, p);
-}
 template <class T>
 Vec<T> splat(double v) {
   return Vec<T>(static_cast<T>(v));
@@ -88,8 +34,8 @@ Vec<T> splat(double v) {
 // sits relative to a vector boundary or a thread's chunk).
 template <class T>
 Vec<T> fmadd(Vec<T> a, Vec<T> b, Vec<T> c) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
+#if XSIMD_WITH_AVX512F
+  if constexpr (simd::kAvx512<T>) {
     if constexpr (std::is_same_v<T, float>) {
       return _mm512_fmadd_ps(a, b, c);
     } else {
@@ -102,8 +48,8 @@ Vec<T> fmadd(Vec<T> a, Vec<T> b, Vec<T> c) {
 // c - a * b, one rounding.
 template <class T>
 Vec<T> fnmadd(Vec<T> a, Vec<T> b, Vec<T> c) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(typename Vec<T>::register_type) == 64) {
+#if XSIMD_WITH_AVX512F
+  if constexpr (simd::kAvx512<T>) {
     if constexpr (std::is_same_v<T, float>) {
       return _mm512_fnmadd_ps(a, b, c);
     } else {
@@ -655,7 +601,48 @@ void scale(const T* x, T c, T* y, Index n) {
   map1(x, y, n, kGrainMemory, [cv](Vec<T> v) { return cv * v; });
 }
 
+template <class T>
+void sin(const T* x, T* y, Index n) {
+  map1(x, y, n, kGrainCompute, [](Vec<T> v) { return xsimd::sin(v); });
+}
+template <class T>
+void cos(const T* x, T* y, Index n) {
+  map1(x, y, n, kGrainCompute, [](Vec<T> v) { return xsimd::cos(v); });
+}
+template <class T>
+void abs(const T* x, T* y, Index n) {
+  map1(x, y, n, kGrainMemory, [](Vec<T> v) { return xsimd::abs(v); });
+}
+template <class T>
+void log1p(const T* x, T* y, Index n) {
+  map1(x, y, n, kGrainCompute, [](Vec<T> v) { return xsimd::log1p(v); });
+}
+
 // ---- Unary backward ---------------------------------------------------------------
+
+template <class T>
+void sin_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(x, gy, gx, n, kGrainCompute,
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fmadd(g, xsimd::cos(v), acc); }, overwrite);
+}
+template <class T>
+void cos_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(x, gy, gx, n, kGrainCompute,
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return fnmadd(g, xsimd::sin(v), acc); }, overwrite);
+}
+template <class T>
+void abs_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  // sign(x) as a mask: gy where x > 0, -gy where x < 0, nothing at 0 (and NaN).
+  map3(x, gy, gx, n, kGrainMemory, [](Vec<T> v, Vec<T> g, Vec<T> acc) {
+    const Vec<T> zero(T(0));
+    return xsimd::select(v > zero, acc + g, xsimd::select(v < zero, acc - g, acc));
+  }, overwrite);
+}
+template <class T>
+void log1p_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite) {
+  map3(x, gy, gx, n, kGrainMemory,
+       [](Vec<T> v, Vec<T> g, Vec<T> acc) { return acc + g / (Vec<T>(1) + v); }, overwrite);
+}
 
 template <class T>
 void tanh_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite) {
@@ -1031,6 +1018,65 @@ void softmax_xent_backward(const T* p, const int* labels, Index rows, Index cols
   for (Index r = 0; r < rows; ++r) gx[r * cols + labels[r]] -= scale;
 }
 
+// ---- General broadcasting ------------------------------------------------------
+
+namespace {
+// x of shape xs broadcast to ys, padded to rank 4: the dims of ys and x's
+// element strides along them (0 on a broadcast axis).
+struct Strides4 {
+  Index d[4] = {1, 1, 1, 1};
+  Index s[4] = {0, 0, 0, 0};
+  Strides4(const Shape& xs, const Shape& ys) {
+    for (int i = 0; i < ys.rank(); ++i) d[4 - ys.rank() + i] = ys[i];
+    Index stride = 1;
+    for (int i = xs.rank() - 1; i >= 0; --i) {
+      s[4 - xs.rank() + i] = xs[i] == 1 ? 0 : stride;
+      stride *= xs[i];
+    }
+  }
+};
+}  // namespace
+
+template <class T>
+void broadcast_to(const T* x, const Shape& xs, T* y, const Shape& ys) {
+  const Strides4 st(xs, ys);
+  const Index* d = st.d;
+  const Index* s = st.s;
+  for (Index a = 0; a < d[0]; ++a) {
+    for (Index b = 0; b < d[1]; ++b) {
+      for (Index c = 0; c < d[2]; ++c) {
+        const T* src = x + a * s[0] + b * s[1] + c * s[2];
+        T* dst = y + ((a * d[1] + b) * d[2] + c) * d[3];
+        if (s[3] != 0) {
+          std::copy(src, src + d[3], dst);
+        } else {
+          std::fill(dst, dst + d[3], src[0]);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void reduce_to_shape_add(const T* g, const Shape& gs, T* x, const Shape& xs) {
+  const Strides4 st(xs, gs);
+  const Index* d = st.d;
+  const Index* s = st.s;
+  for (Index a = 0; a < d[0]; ++a) {
+    for (Index b = 0; b < d[1]; ++b) {
+      for (Index c = 0; c < d[2]; ++c) {
+        T* dst = x + a * s[0] + b * s[1] + c * s[2];
+        const T* src = g + ((a * d[1] + b) * d[2] + c) * d[3];
+        if (s[3] != 0) {
+          add_to(src, dst, d[3]);
+        } else {
+          dst[0] += sum(src, d[3]);
+        }
+      }
+    }
+  }
+}
+
 #define ANODE_INSTANTIATE(T)                                                                    \
   template void tanh<T>(const T*, T*, Index);                                                   \
   template void sigmoid<T>(const T*, T*, Index);                                                \
@@ -1041,6 +1087,16 @@ void softmax_xent_backward(const T* p, const int* labels, Index rows, Index cols
   template void sqrt<T>(const T*, T*, Index);                                                   \
   template void square<T>(const T*, T*, Index);                                                 \
   template void scale<T>(const T*, T, T*, Index);                                               \
+  template void sin<T>(const T*, T*, Index);                                                    \
+  template void cos<T>(const T*, T*, Index);                                                    \
+  template void abs<T>(const T*, T*, Index);                                                    \
+  template void log1p<T>(const T*, T*, Index);                                                  \
+  template void sin_backward<T>(const T*, const T*, T*, Index, bool);                           \
+  template void cos_backward<T>(const T*, const T*, T*, Index, bool);                           \
+  template void abs_backward<T>(const T*, const T*, T*, Index, bool);                           \
+  template void log1p_backward<T>(const T*, const T*, T*, Index, bool);                         \
+  template void broadcast_to<T>(const T*, const Shape&, T*, const Shape&);                      \
+  template void reduce_to_shape_add<T>(const T*, const Shape&, T*, const Shape&);               \
   template void tanh_backward<T>(const T*, const T*, T*, Index, bool);                          \
   template void sigmoid_backward<T>(const T*, const T*, T*, Index, bool);                       \
   template void relu_backward<T>(const T*, const T*, T*, Index, bool);                          \

@@ -45,6 +45,11 @@ template <class T> void sqrt(const T* x, T* y, Index n);
 template <class T> void square(const T* x, T* y, Index n);
 /// y = c * x
 template <class T> void scale(const T* x, T c, T* y, Index n);
+/// sin, cos, |x|, log(1 + x) (xsimd's implementations).
+template <class T> void sin(const T* x, T* y, Index n);
+template <class T> void cos(const T* x, T* y, Index n);
+template <class T> void abs(const T* x, T* y, Index n);
+template <class T> void log1p(const T* x, T* y, Index n);
 
 // ---- Unary backward: gx[i] += gy[i] * f'(.) (overwrite: see top) ----------
 /// gx += gy * (1 - y^2), y = tanh(x)
@@ -71,6 +76,27 @@ void sqrt_backward(const T* y, const T* gy, T* gx, Index n, bool overwrite = fal
 /// gx += gy * 2 x
 template <class T>
 void square_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
+
+/// gx += gy * cos(x)
+template <class T>
+void sin_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
+/// gx -= gy * sin(x)
+template <class T>
+void cos_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
+/// gx += gy * sign(x), sign(0) = 0 (a mask: gy is dropped where x == 0 or NaN)
+template <class T>
+void abs_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
+/// gx += gy / (1 + x)
+template <class T>
+void log1p_backward(const T* x, const T* gy, T* gx, Index n, bool overwrite = false);
+
+// ---- General broadcasting (NumPy rules; shapes already checked) -----------
+/// y (shape ys) = x (shape xs) broadcast: x's axes aligned to ys's trailing
+/// ones, each of size ys's or 1.
+template <class T> void broadcast_to(const T* x, const Shape& xs, T* y, const Shape& ys);
+/// x (shape xs) += g (shape gs, x broadcast to it) summed over the
+/// broadcast axes: the adjoint of broadcast_to.
+template <class T> void reduce_to_shape_add(const T* g, const Shape& gs, T* x, const Shape& xs);
 
 // ---- Binary maps with periodic broadcasting (see top) ---------------------
 /// y[i] = a[i % na] + b[i % nb], i < n; na and nb each divide n.

@@ -2,89 +2,43 @@
 #include "autodiff/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "autodiff/gemm.h"
 #include "autodiff/kernels.h"
+#include "autodiff/op_kit.h"
 
 namespace anode {
 namespace {
 
-template <class T>
-Node<T> node(const char* name, typename Node<T>::Backward backward) {
-  Node<T> n{};
-  n.name = name;
-  n.backward = backward;
-  return n;
-}
-
-template <class T>
-Tape<T>& tape_of(const char* op, Var<T> a) {
-  if (!a.valid()) throw ValueError(std::string(op) + ": argument is an empty Var (not on any tape)");
-  return a.tape();
-}
-
-template <class T>
-Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
-  Tape<T>& t = tape_of(op, a);
-  if (!b.valid()) throw ValueError(std::string(op) + ": argument is an empty Var (not on any tape)");
-  if (&b.tape() != &t) throw ValueError(std::string(op) + ": arguments live on different tapes");
-  return t;
-}
-
-std::string shapes(const Shape& a, const Shape& b) { return a.str() + " and " + b.str(); }
-
-// g (n elements) added into dst of period m (m == n: elementwise).
-template <class T>
-void accumulate(const T* g, Index n, T* dst, Index m) {
-  if (m == n) {
-    kernels::add_to(g, dst, n);
-  } else {
-    kernels::reduce_rows_add(g, n, dst, m);
-  }
-}
-
-// The same into an input adjoint from Tape::in_grad: a fresh one is
-// assigned (copied, or zeroed and then reduced into).
-template <class T>
-void accumulate(const T* g, Index n, typename Tape<T>::Grad dst, Index m) {
-  if (dst.fresh) {
-    if (m == n) {
-      std::memcpy(dst.data, g, sizeof(T) * n);
-      return;
-    }
-    std::memset(dst.data, 0, sizeof(T) * m);
-  }
-  accumulate(g, n, dst.data, m);
-}
+using op::Grad;
+using op::is_periodic;
+using op::make_node;
+using op::shapes;
+using op::tape_of;
 
 // ---- Broadcasting binary ops -------------------------------------------------
+//
+// The kernels take each operand with a period (equal shapes, a scalar, a row
+// vector repeated over rows: op::is_periodic). Any other broadcast (a column
+// [n, 1] against [n, d], [1, d] against [n, 1], ...) expands that operand
+// to the result's shape in transient scratch first, and its gradient is
+// summed back over the broadcast axes (op::accumulate).
 
-// True if `small` broadcasts against `big`: a single element, or equal to
-// big's trailing dimensions after dropping small's leading ones.
-bool broadcasts(const Shape& small, const Shape& big) {
-  if (small.numel() == 1) return true;
-  int lead = 0;
-  while (lead < small.rank() && small[lead] == 1) ++lead;
-  int r = small.rank() - lead;
-  if (r > big.rank()) return false;
-  for (int i = 0; i < r; ++i) {
-    if (small[small.rank() - 1 - i] != big[big.rank() - 1 - i]) return false;
-  }
-  return true;
-}
+// An operand as the periodic kernels take it: its values and their period.
+template <class T>
+struct Operand {
+  const T* data;
+  Index period;
+};
 
 template <class T>
-Shape broadcast_shape(const char* op, Var<T> a, Var<T> b) {
-  const Shape& sa = a.shape();
-  const Shape& sb = b.shape();
-  if (sa == sb) return sa;
-  if (sa.numel() >= sb.numel() && broadcasts(sb, sa)) return sa;
-  if (sb.numel() > sa.numel() && broadcasts(sa, sb)) return sb;
-  throw ShapeError(std::string(op) + ": shapes " + shapes(sa, sb) +
-                   " do not broadcast (one must be a scalar or match the other's trailing "
-                   "dimensions)");
+Operand<T> periodic_operand(Tape<T>& t, const T* x, const Shape& xs, const Shape& out) {
+  if (is_periodic(xs, out)) return {x, xs.numel()};
+  return {op::expand(t, x, xs, out), out.numel()};
 }
 
 enum class BinaryKind { kAdd, kSub, kMul, kDiv };
@@ -103,62 +57,84 @@ struct Binary {
 
   static Var<T> forward(Var<T> a, Var<T> b) {
     Tape<T>& t = tape_of(name(), a, b);
-    Shape s = broadcast_shape(name(), a, b);
+    const Shape sa = a.shape(), sb = b.shape();
+    const Shape s = op::broadcast_shapes(name(), sa, sb);
     auto [y, out] = t.make_output(s);
-    Index n = s.numel(), na = a.size(), nb = b.size();
-    switch (K) {
-      case BinaryKind::kAdd: kernels::add(a.data(), na, b.data(), nb, out, n); break;
-      case BinaryKind::kSub: kernels::sub(a.data(), na, b.data(), nb, out, n); break;
-      case BinaryKind::kMul: kernels::mul(a.data(), na, b.data(), nb, out, n); break;
-      case BinaryKind::kDiv: kernels::div(a.data(), na, b.data(), nb, out, n); break;
+    const Index n = s.numel();
+    if (n > 0) {
+      op::TransientScratch transient(t.arena());
+      const Operand<T> pa = periodic_operand(t, a.data(), sa, s);
+      const Operand<T> pb = periodic_operand(t, b.data(), sb, s);
+      switch (K) {
+        case BinaryKind::kAdd: kernels::add(pa.data, pa.period, pb.data, pb.period, out, n); break;
+        case BinaryKind::kSub: kernels::sub(pa.data, pa.period, pb.data, pb.period, out, n); break;
+        case BinaryKind::kMul: kernels::mul(pa.data, pa.period, pb.data, pb.period, out, n); break;
+        case BinaryKind::kDiv: kernels::div(pa.data, pa.period, pb.data, pb.period, out, n); break;
+      }
     }
-    t.record(y, {a, b}, node<T>(name(), &backward));
+    t.record(y, {a, b}, make_node<T>(name(), &backward));
     return y;
   }
 
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const T* gy = t.out_adj(nd);
-    const Index n = t.slot(nd.out).shape.numel();
-    const T* a = t.in_value(nd, 0);
-    const T* b = t.in_value(nd, 1);
-    const Index na = t.in_shape(nd, 0).numel(), nb = t.in_shape(nd, 1).numel();
+    const Shape& s = t.slot(nd.out).shape;
+    const Shape& sa = t.in_shape(nd, 0);
+    const Shape& sb = t.in_shape(nd, 1);
+    const Index n = s.numel();
+    if (n == 0) return;
+    op::TransientScratch transient(t.arena());
     switch (K) {
       case BinaryKind::kAdd:
-        if (auto ga = t.in_grad(nd, 0)) accumulate(gy, n, ga, na);
-        if (auto gb = t.in_grad(nd, 1)) accumulate(gy, n, gb, nb);
+        if (auto ga = t.in_grad(nd, 0)) op::accumulate(ga, sa, gy, s);
+        if (auto gb = t.in_grad(nd, 1)) op::accumulate(gb, sb, gy, s);
         break;
       case BinaryKind::kSub:
-        if (auto ga = t.in_grad(nd, 0)) accumulate(gy, n, ga, na);
+        if (auto ga = t.in_grad(nd, 0)) op::accumulate(ga, sa, gy, s);
         if (auto gb = t.in_grad(nd, 1)) {
-          if (gb.fresh && nb == n) {
+          if (gb.fresh && sb == s) {
             kernels::scale(gy, T(-1), gb.data, n);
           } else {
             T* tmp = t.scratch(n);
             kernels::scale(gy, T(-1), tmp, n);
-            accumulate(tmp, n, gb, nb);
+            op::accumulate(gb, sb, tmp, s);
           }
         }
         break;
       case BinaryKind::kMul: {
-        T* ga = t.in_adj(nd, 0);
-        T* gb = t.in_adj(nd, 1);
-        if (ga) kernels::mul_reduce_add(gy, b, nb, n, ga, na);
-        if (gb) kernels::mul_reduce_add(gy, a, na, n, gb, nb);
+        // d/da = g b summed to a's shape: one fused pass when a is periodic.
+        if (auto ga = t.in_grad(nd, 0)) mul_grad(t, ga, sa, gy, t.in_value(nd, 1), sb, s);
+        if (auto gb = t.in_grad(nd, 1)) mul_grad(t, gb, sb, gy, t.in_value(nd, 0), sa, s);
         break;
       }
       case BinaryKind::kDiv: {
-        T* ga = t.in_adj(nd, 0);
-        T* gb = t.in_adj(nd, 1);
+        auto ga = t.in_grad(nd, 0);
+        auto gb = t.in_grad(nd, 1);
         // d/da = g / b; d/db = -(g / b) * y.
+        const Operand<T> pb = periodic_operand(t, t.in_value(nd, 1), sb, s);
         T* tmp = t.scratch(n);
-        kernels::div(gy, n, b, nb, tmp, n);
-        if (ga) accumulate(tmp, n, ga, na);
+        kernels::div(gy, n, pb.data, pb.period, tmp, n);
+        if (ga) op::accumulate(ga, sa, tmp, s);
         if (gb) {
           kernels::scale(tmp, T(-1), tmp, n);
-          kernels::mul_reduce_add(tmp, t.slot(nd.out).value, n, n, gb, nb);
+          mul_grad(t, gb, sb, tmp, t.slot(nd.out).value, s, s);
         }
         break;
       }
+    }
+  }
+
+  // gx (shape sx) += g * other (other of shape so, both broadcast to s).
+  static void mul_grad(Tape<T>& t, Grad<T>& gx, const Shape& sx, const T* g, const T* other,
+                       const Shape& so, const Shape& s) {
+    const Index n = s.numel();
+    const Operand<T> po = periodic_operand(t, other, so, s);
+    if (is_periodic(sx, s)) {
+      kernels::mul_reduce_add(g, po.data, po.period, n, gx.zeroed(), sx.numel());
+    } else {
+      T* tmp = t.scratch(n);
+      kernels::mul(g, n, po.data, po.period, tmp, n);
+      op::accumulate(gx, sx, tmp, s);
     }
   }
 };
@@ -174,7 +150,7 @@ struct Binary {
       Tape<T>& t = tape_of(#op, x);                                                        \
       auto [y, out] = t.make_output(x.shape());                                            \
       kernels::op(x.data(), out, x.size());                                                \
-      t.record(y, {x}, node<T>(#op, &backward));                                           \
+      t.record(y, {x}, make_node<T>(#op, &backward));                                      \
       return y;                                                                            \
     }                                                                                      \
     static void backward(Tape<T>& t, const Node<T>& nd) {                                  \
@@ -193,24 +169,29 @@ ANODE_UNARY_OP(relu, false)
 ANODE_UNARY_OP(softplus, false)
 ANODE_UNARY_OP(log, false)
 ANODE_UNARY_OP(square, false)
+ANODE_UNARY_OP(sin, false)
+ANODE_UNARY_OP(cos, false)
+ANODE_UNARY_OP(abs, false)
+ANODE_UNARY_OP(log1p, false)
 #undef ANODE_UNARY_OP
 
 // ---- Scale, add_scalar, neg -----------------------------------------------------
 
 template <class T>
 struct Scale {
+  struct Attrs {
+    T c;
+  };
   static Var<T> forward(Var<T> x, T c, const char* name) {
     Tape<T>& t = tape_of(name, x);
     auto [y, out] = t.make_output(x.shape());
     kernels::scale(x.data(), c, out, x.size());
-    Node<T> n = node<T>(name, &backward);
-    n.attr[0] = static_cast<double>(c);
-    t.record(y, {x}, n);
+    t.record(y, {x}, make_node<T>(name, &backward, Attrs{c}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     if (auto gx = t.in_grad(nd, 0)) {
-      kernels::axpy(static_cast<T>(nd.attr[0]), t.out_adj(nd), gx.data,
+      kernels::axpy(nd.template attrs<Attrs>().c, t.out_adj(nd), gx.data,
                     t.slot(nd.out).shape.numel(), gx.fresh);
     }
   }
@@ -222,12 +203,12 @@ struct AddScalar {
     Tape<T>& t = tape_of("add_scalar", x);
     auto [y, out] = t.make_output(x.shape());
     kernels::add(x.data(), x.size(), &c, Index(1), out, x.size());
-    t.record(y, {x}, node<T>("add_scalar", &backward));
+    t.record(y, {x}, make_node<T>("add_scalar", &backward));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.slot(nd.out).shape.numel();
-    if (auto gx = t.in_grad(nd, 0)) accumulate(t.out_adj(nd), n, gx, n);
+    if (auto gx = t.in_grad(nd, 0)) op::accumulate(gx, n, t.out_adj(nd), n);
   }
 };
 
@@ -258,7 +239,7 @@ struct Lincomb {
     if (t.will_record(xs)) {
       T* saved = t.scratch(xs.size());
       std::copy(c.begin(), c.end(), saved);
-      Node<T> n = node<T>("lincomb", &backward);
+      Node<T> n = make_node<T>("lincomb", &backward);
       n.saved = saved;
       t.record(y, xs, n);
     }
@@ -277,6 +258,9 @@ struct Lincomb {
 
 template <class T>
 struct Matmul {
+  struct Attrs {
+    bool ta, tb;
+  };
   static Var<T> forward(Var<T> a, Var<T> b, bool ta, bool tb) {
     Tape<T>& t = tape_of("matmul", a, b);
     const Shape& sa = a.shape();
@@ -292,14 +276,11 @@ struct Matmul {
     }
     auto [y, out] = t.make_output(Shape{m, n});
     gemm<T>(ta, tb, m, n, k, T(1), a.data(), sa[1], b.data(), sb[1], T(0), out, n);
-    Node<T> nd = node<T>("matmul", &backward);
-    nd.iattr[0] = ta;
-    nd.iattr[1] = tb;
-    t.record(y, {a, b}, nd);
+    t.record(y, {a, b}, make_node<T>("matmul", &backward, Attrs{ta, tb}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    const bool ta = nd.iattr[0], tb = nd.iattr[1];
+    const auto [ta, tb] = nd.template attrs<Attrs>();
     const Shape& sa = t.in_shape(nd, 0);
     const Shape& sb = t.in_shape(nd, 1);
     const Index m = ta ? sa[1] : sa[0], k = ta ? sa[0] : sa[1], n = tb ? sb[0] : sb[1];
@@ -352,10 +333,10 @@ struct Linear {
       // an ODE's dynamics the copies cost as much as the product.
       gemm_bias<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, bias.data(), out,
                    outs);
-      t.record(y, {x, w, bias}, node<T>("linear", &backward));
+      t.record(y, {x, w, bias}, make_node<T>("linear", &backward));
     } else {
       gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(0), out, outs);
-      t.record(y, {x, w}, node<T>("linear", &backward));
+      t.record(y, {x, w}, make_node<T>("linear", &backward));
     }
     return y;
   }
@@ -373,7 +354,7 @@ struct Linear {
               gw.fresh ? T(0) : T(1), gw.data, in);
     }
     if (nd.in_count == 3) {
-      if (T* gb = t.in_adj(nd, 2)) kernels::reduce_rows_add(g, rows * outs, gb, outs);
+      if (T* gb = t.in_grad(nd, 2).zeroed()) kernels::reduce_rows_add(g, rows * outs, gb, outs);
     }
   }
 };
@@ -382,7 +363,9 @@ struct Linear {
 
 template <class T>
 struct SumAll {
-  // attr[0]: the scale (1 for sum, 1/n for mean).
+  struct Attrs {
+    T scale;  // 1 for sum, 1/n for mean
+  };
   static Var<T> forward(Var<T> x, bool mean) {
     const char* name = mean ? "mean" : "sum";
     Tape<T>& t = tape_of(name, x);
@@ -390,14 +373,12 @@ struct SumAll {
     T s = mean ? T(1) / static_cast<T>(x.size()) : T(1);
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::sum(x.data(), x.size()) * s;
-    Node<T> n = node<T>(name, &backward);
-    n.attr[0] = static_cast<double>(s);
-    t.record(y, {x}, n);
+    t.record(y, {x}, make_node<T>(name, &backward, Attrs{s}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) {
-      T g = t.out_adj(nd)[0] * static_cast<T>(nd.attr[0]);
+    if (T* gx = t.in_grad(nd, 0).zeroed()) {
+      T g = t.out_adj(nd)[0] * nd.template attrs<Attrs>().scale;
       kernels::broadcast_add(&g, Index(1), gx, t.in_shape(nd, 0).numel());
     }
   }
@@ -405,17 +386,16 @@ struct SumAll {
 
 template <class T>
 struct SumAxis {
-  // iattr: outer, len, inner; attr[0]: scale.
+  struct Attrs {
+    Index outer, len, inner;
+    T scale;  // 1 for sum, 1/len for mean
+  };
   static Var<T> forward(Var<T> x, int axis, bool mean) {
     const char* name = mean ? "mean(axis)" : "sum(axis)";
     Tape<T>& t = tape_of(name, x);
-    const Shape& s = x.shape();
-    int r = s.rank();
-    if (axis < -r || axis >= r) {
-      throw ShapeError(std::string(name) + ": axis " + std::to_string(axis) +
-                       " out of range for shape " + s.str());
-    }
-    if (axis < 0) axis += r;
+    const Shape s = x.shape();
+    const int r = s.rank();
+    axis = op::normalize_axis(name, axis, s);
     if (mean && s[axis] == 0) {
       throw ValueError(std::string(name) + ": axis " + std::to_string(axis) + " of " + s.str() +
                        " is empty");
@@ -433,22 +413,17 @@ struct SumAxis {
     kernels::sum_axis(x.data(), outer, len, inner, out);
     T sc = mean ? T(1) / static_cast<T>(len) : T(1);
     if (mean) kernels::scale(out, sc, out, outer * inner);
-    Node<T> n = node<T>(name, &backward);
-    n.iattr[0] = outer;
-    n.iattr[1] = len;
-    n.iattr[2] = inner;
-    n.attr[0] = static_cast<double>(sc);
-    t.record(y, {x}, n);
+    t.record(y, {x}, make_node<T>(name, &backward, Attrs{outer, len, inner, sc}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    T* gx = t.in_adj(nd, 0);
+    T* gx = t.in_grad(nd, 0).zeroed();
     if (!gx) return;
-    const Index outer = nd.iattr[0], len = nd.iattr[1], inner = nd.iattr[2];
+    const auto [outer, len, inner, sc] = nd.template attrs<Attrs>();
     const T* g = t.out_adj(nd);
-    if (nd.attr[0] != 1.0) {
+    if (sc != T(1)) {
       T* tmp = t.scratch(outer * inner);
-      kernels::scale(g, static_cast<T>(nd.attr[0]), tmp, outer * inner);
+      kernels::scale(g, sc, tmp, outer * inner);
       g = tmp;
     }
     kernels::sum_axis_backward(g, outer, len, inner, gx);
@@ -465,12 +440,12 @@ struct Reshape {
       throw ShapeError("reshape: cannot reshape " + x.shape().str() + " to " + shape.str());
     }
     Var<T> y = t.make_view(x.data(), shape);
-    t.record(y, {x}, node<T>("reshape", &backward));
+    t.record(y, {x}, make_node<T>("reshape", &backward));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.slot(nd.out).shape.numel();
-    if (auto gx = t.in_grad(nd, 0)) accumulate(t.out_adj(nd), n, gx, n);
+    if (auto gx = t.in_grad(nd, 0)) op::accumulate(gx, n, t.out_adj(nd), n);
   }
 };
 
@@ -494,7 +469,9 @@ void gather_add_columns(const T* src, Index rows, Index stride, Index off, Index
 
 template <class T>
 struct SliceLast {
-  // iattr[0]: begin.
+  struct Attrs {
+    Index begin;
+  };
   static Var<T> forward(Var<T> x, Index begin, Index len) {
     Tape<T>& t = tape_of("slice_last", x);
     const Shape& s = x.shape();
@@ -504,16 +481,14 @@ struct SliceLast {
     }
     auto [y, out] = t.make_output(s.with_last(len));
     gather_columns(x.data(), s.rows(), s.last(), begin, len, out);
-    Node<T> n = node<T>("slice_last", &backward);
-    n.iattr[0] = begin;
-    t.record(y, {x}, n);
+    t.record(y, {x}, make_node<T>("slice_last", &backward, Attrs{begin}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) {
+    if (T* gx = t.in_grad(nd, 0).zeroed()) {
       const Shape& s = t.in_shape(nd, 0);
       scatter_add_columns(t.out_adj(nd), s.rows(), t.slot(nd.out).shape.last(), gx, s.last(),
-                          nd.iattr[0]);
+                          nd.template attrs<Attrs>().begin);
     }
   }
 };
@@ -521,17 +496,17 @@ struct SliceLast {
 // Concatenation along `axis`: each input viewed as [outer, len_i, inner].
 template <class T>
 struct Concat {
-  // iattr[0]: outer; iattr[1]: inner.
+  struct Attrs {
+    Index outer, inner;
+    int axis;
+  };
   static Var<T> forward(std::span<const Var<T>> xs, int axis, const char* name) {
     if (xs.empty()) throw ValueError(std::string(name) + ": no inputs");
     Tape<T>& t = tape_of(name, xs[0]);
     const Shape& s0 = xs[0].shape();
     const int r = s0.rank();
     if (r == 0) throw ShapeError(std::string(name) + ": inputs must have rank >= 1, got []");
-    if (axis < -r || axis >= r) {
-      throw ShapeError(std::string(name) + ": axis " + std::to_string(axis) + " out of range for shape " + s0.str());
-    }
-    if (axis < 0) axis += r;
+    axis = op::normalize_axis(name, axis, s0);
     Index total = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
       tape_of(name, xs[0], xs[i]);
@@ -561,16 +536,11 @@ struct Concat {
       }
       off += w;
     }
-    Node<T> n = node<T>(name, &backward);
-    n.iattr[0] = outer;
-    n.iattr[1] = inner;
-    n.iattr[2] = axis;
-    t.record(y, xs, n);
+    t.record(y, xs, make_node<T>(name, &backward, Attrs{outer, inner, axis}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    const Index outer = nd.iattr[0], inner = nd.iattr[1];
-    const int axis = static_cast<int>(nd.iattr[2]);
+    const auto [outer, inner, axis] = nd.template attrs<Attrs>();
     const Index total = t.slot(nd.out).shape[axis] * inner;
     Index off = 0;
     for (int i = 0; i < nd.in_count; ++i) {
@@ -600,7 +570,7 @@ struct PadLast {
       std::memcpy(out + r * (d + p), x.data() + r * d, sizeof(T) * d);
       std::memset(out + r * (d + p) + d, 0, sizeof(T) * p);
     }
-    t.record(y, {x}, node<T>("pad_last", &backward));
+    t.record(y, {x}, make_node<T>("pad_last", &backward));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -638,20 +608,22 @@ struct Stack {
     auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, s0.rank() + 1)));
     const Index n = s0.numel();
     for (std::size_t i = 0; i < xs.size(); ++i) std::memcpy(out + i * n, xs[i].data(), sizeof(T) * n);
-    t.record(y, xs, node<T>("stack", &backward));
+    t.record(y, xs, make_node<T>("stack", &backward));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.in_shape(nd, 0).numel();
     for (int i = 0; i < nd.in_count; ++i) {
-      if (auto gx = t.in_grad(nd, i)) accumulate(t.out_adj(nd) + i * n, n, gx, n);
+      if (auto gx = t.in_grad(nd, i)) op::accumulate(gx, n, t.out_adj(nd) + i * n, n);
     }
   }
 };
 
 template <class T>
 struct Select {
-  // iattr[0]: the index.
+  struct Attrs {
+    Index i;
+  };
   static Var<T> forward(Var<T> x, Index i) {
     Tape<T>& t = tape_of("select", x);
     const Shape& s = x.shape();
@@ -660,15 +632,13 @@ struct Select {
     }
     Shape rest(std::span<const Index>(s.dims().data() + 1, s.rank() - 1));
     Var<T> y = t.make_view(x.data() + i * rest.numel(), rest);
-    Node<T> n = node<T>("select", &backward);
-    n.iattr[0] = i;
-    t.record(y, {x}, n);
+    t.record(y, {x}, make_node<T>("select", &backward, Attrs{i}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    if (T* gx = t.in_adj(nd, 0)) {
+    if (T* gx = t.in_grad(nd, 0).zeroed()) {
       const Index n = t.slot(nd.out).shape.numel();
-      kernels::add_to(t.out_adj(nd), gx + nd.iattr[0] * n, n);
+      kernels::add_to(t.out_adj(nd), gx + nd.template attrs<Attrs>().i * n, n);
     }
   }
 };
@@ -687,7 +657,7 @@ struct Mse {
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::squared_distance(pred.data(), target.data(), pred.size()) /
              static_cast<T>(pred.size());
-    t.record(y, {pred, target}, node<T>("mse", &backward));
+    t.record(y, {pred, target}, make_node<T>("mse", &backward));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -695,14 +665,17 @@ struct Mse {
     T* tmp = t.scratch(n);
     kernels::sub(t.in_value(nd, 0), n, t.in_value(nd, 1), n, tmp, n);
     const T c = T(2) * t.out_adj(nd)[0] / static_cast<T>(n);
-    if (T* gp = t.in_adj(nd, 0)) kernels::axpy(c, tmp, gp, n);
-    if (T* gt = t.in_adj(nd, 1)) kernels::axpy(-c, tmp, gt, n);
+    if (auto gp = t.in_grad(nd, 0)) kernels::axpy(c, tmp, gp.data, n, gp.fresh);
+    if (auto gt = t.in_grad(nd, 1)) kernels::axpy(-c, tmp, gt.data, n, gt.fresh);
   }
 };
 
 template <class T>
 struct SoftmaxCrossEntropy {
-  // saved: the probabilities [rows, classes]; aux: a copy of the labels.
+  // saved: the probabilities [rows, classes].
+  struct Attrs {
+    const int* labels;  // a copy in tape scratch
+  };
   static Var<T> forward(Var<T> logits, std::span<const int> labels) {
     Tape<T>& t = tape_of("softmax_cross_entropy", logits);
     const Shape& s = logits.shape();
@@ -730,19 +703,270 @@ struct SoftmaxCrossEntropy {
     kernels::softmax_xent(logits.data(), saved_labels, rows, cols, p, losses);
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::sum(losses, rows) / static_cast<T>(rows);
-    Node<T> n = node<T>("softmax_cross_entropy", &backward);
+    Node<T> n = make_node<T>("softmax_cross_entropy", &backward, Attrs{saved_labels});
     n.saved = p;
-    n.aux = saved_labels;
     t.record(y, {logits}, n);
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
-    T* gx = t.in_adj(nd, 0);
+    T* gx = t.in_grad(nd, 0).zeroed();
     if (!gx) return;
     const Shape& s = t.in_shape(nd, 0);
-    const int* labels = static_cast<const int*>(nd.aux);
+    const int* labels = nd.template attrs<Attrs>().labels;
     kernels::softmax_xent_backward(static_cast<const T*>(nd.saved), labels, s[0], s[1],
                                    t.out_adj(nd)[0] / static_cast<T>(s[0]), gx);
+  }
+};
+
+// ---- reciprocal, pow(x, p), clamp ------------------------------------------------------
+
+template <class T>
+struct Reciprocal {
+  static Var<T> forward(Var<T> x) {
+    Tape<T>& t = tape_of("reciprocal", x);
+    auto [y, out] = t.make_output(x.shape());
+    const T one = 1;
+    if (x.size() > 0) kernels::div(&one, Index(1), x.data(), x.size(), out, x.size());
+    t.record(y, {x}, make_node<T>("reciprocal", &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    Grad<T> gx = t.in_grad(nd, 0);
+    if (!gx) return;
+    const T* y = t.slot(nd.out).value;
+    const T* gy = t.out_adj(nd);
+    for (Index i = 0; i < gx.size; ++i) gx.put(i, -gy[i] * y[i] * y[i]);
+  }
+};
+
+// std::pow, not xsimd 8.1's pow: that one is exp(p log|x|), which loses
+// about |p log x| ulps for large results and gives 0 for 0^(negative p).
+template <class T>
+struct PowScalar {
+  struct Attrs {
+    T p;
+  };
+  static Var<T> forward(Var<T> x, T p) {
+    Tape<T>& t = tape_of("pow", x);
+    auto [y, out] = t.make_output(x.shape());
+    const T* xd = x.data();
+    for (Index i = 0; i < x.size(); ++i) out[i] = std::pow(xd[i], p);
+    t.record(y, {x}, make_node<T>("pow", &backward, Attrs{p}));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    Grad<T> gx = t.in_grad(nd, 0);
+    if (!gx) return;
+    const T p = nd.template attrs<Attrs>().p;
+    const T* x = t.in_value(nd, 0);
+    const T* gy = t.out_adj(nd);
+    for (Index i = 0; i < gx.size; ++i) {
+      gx.put(i, p == T(0) ? T(0) : gy[i] * p * std::pow(x[i], p - T(1)));
+    }
+  }
+};
+
+template <class T>
+struct Clamp {
+  struct Attrs {
+    T lo, hi;
+  };
+  static Var<T> forward(Var<T> x, T lo, T hi) {
+    Tape<T>& t = tape_of("clamp", x);
+    if (!(lo <= hi)) {
+      throw ValueError("clamp: lo " + std::to_string(lo) + " must be <= hi " + std::to_string(hi) +
+                       " (input " + x.shape().str() + ")");
+    }
+    auto [y, out] = t.make_output(x.shape());
+    const T* xd = x.data();
+    // NaN passes through (neither comparison holds).
+    for (Index i = 0; i < x.size(); ++i) out[i] = xd[i] < lo ? lo : (xd[i] > hi ? hi : xd[i]);
+    t.record(y, {x}, make_node<T>("clamp", &backward, Attrs{lo, hi}));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    Grad<T> gx = t.in_grad(nd, 0);
+    if (!gx) return;
+    const auto [lo, hi] = nd.template attrs<Attrs>();
+    const T* x = t.in_value(nd, 0);
+    const T* gy = t.out_adj(nd);
+    for (Index i = 0; i < gx.size; ++i) gx.put(i, x[i] >= lo && x[i] <= hi ? gy[i] : T(0));
+  }
+};
+
+// ---- Broadcasting binary ops without a periodic kernel ----------------------------------
+//
+// Both operands expanded to the result's shape (no copy where they already
+// have it), one scalar loop, and each gradient summed back to its operand's
+// shape. F: kName, f(a, b), and the partials da(a, b, y), db(a, b, y).
+
+template <class T, class F>
+struct Elementwise2 {
+  static Var<T> forward(Var<T> a, Var<T> b) {
+    Tape<T>& t = tape_of(F::kName, a, b);
+    const Shape sa = a.shape(), sb = b.shape();
+    const Shape s = op::broadcast_shapes(F::kName, sa, sb);
+    auto [y, out] = t.make_output(s);
+    {
+      op::TransientScratch transient(t.arena());
+      const T* pa = op::expand(t, a.data(), sa, s);
+      const T* pb = op::expand(t, b.data(), sb, s);
+      for (Index i = 0; i < s.numel(); ++i) out[i] = F::f(pa[i], pb[i]);
+    }
+    t.record(y, {a, b}, make_node<T>(F::kName, &backward));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Shape& s = t.slot(nd.out).shape;
+    const Index n = s.numel();
+    const T* y = t.slot(nd.out).value;
+    const T* gy = t.out_adj(nd);
+    op::TransientScratch transient(t.arena());
+    const T* pa = op::expand(t, t.in_value(nd, 0), t.in_shape(nd, 0), s);
+    const T* pb = op::expand(t, t.in_value(nd, 1), t.in_shape(nd, 1), s);
+    T* tmp = t.scratch(n);
+    if (auto ga = t.in_grad(nd, 0)) {
+      for (Index i = 0; i < n; ++i) tmp[i] = gy[i] * F::da(pa[i], pb[i], y[i]);
+      op::accumulate(ga, t.in_shape(nd, 0), tmp, s);
+    }
+    if (auto gb = t.in_grad(nd, 1)) {
+      for (Index i = 0; i < n; ++i) tmp[i] = gy[i] * F::db(pa[i], pb[i], y[i]);
+      op::accumulate(gb, t.in_shape(nd, 1), tmp, s);
+    }
+  }
+};
+
+template <class T>
+struct MinimumF {
+  static constexpr const char* kName = "minimum";
+  // NaN propagates from either side.
+  static T f(T a, T b) { return (a < b || std::isnan(a)) ? a : b; }
+  static T da(T a, T b, T) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static T db(T a, T b, T) { return b < a ? T(1) : (a == b ? T(0.5) : T(0)); }
+};
+
+template <class T>
+struct MaximumF {
+  static constexpr const char* kName = "maximum";
+  static T f(T a, T b) { return (a > b || std::isnan(a)) ? a : b; }
+  static T da(T a, T b, T) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static T db(T a, T b, T) { return b > a ? T(1) : (a == b ? T(0.5) : T(0)); }
+};
+
+template <class T>
+struct PowF {
+  static constexpr const char* kName = "pow";
+  static T f(T a, T b) { return std::pow(a, b); }
+  static T da(T a, T b, T) { return b == T(0) ? T(0) : b * std::pow(a, b - T(1)); }
+  static T db(T a, T, T y) { return y == T(0) ? T(0) : y * std::log(a); }
+};
+
+// ---- where ------------------------------------------------------------------------------
+
+template <class T>
+struct Where {
+  static Var<T> forward(Var<T> cond, Var<T> a, Var<T> b) {
+    Tape<T>& t = tape_of("where", cond, a, b);
+    const Shape sc = cond.shape(), sa = a.shape(), sb = b.shape();
+    Shape s;
+    try {
+      s = op::broadcast_shapes("where", op::broadcast_shapes("where", sa, sb), sc);
+    } catch (const ShapeError&) {
+      throw ShapeError("where: condition " + sc.str() + ", a " + sa.str() + " and b " + sb.str() +
+                       " do not broadcast to one shape");
+    }
+    auto [y, out] = t.make_output(s);
+    {
+      op::TransientScratch transient(t.arena());
+      const T* pc = op::expand(t, cond.data(), sc, s);
+      const T* pa = op::expand(t, a.data(), sa, s);
+      const T* pb = op::expand(t, b.data(), sb, s);
+      for (Index i = 0; i < s.numel(); ++i) out[i] = pc[i] != T(0) ? pa[i] : pb[i];
+    }
+    t.record(y, {cond, a, b}, make_node<T>("where", &backward));
+    return y;
+  }
+  // The condition (input 0) gets no gradient: its adjoint reads as zero.
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    const Shape& s = t.slot(nd.out).shape;
+    const Index n = s.numel();
+    const T* gy = t.out_adj(nd);
+    op::TransientScratch transient(t.arena());
+    const T* pc = op::expand(t, t.in_value(nd, 0), t.in_shape(nd, 0), s);
+    T* tmp = t.scratch(n);
+    for (int k = 1; k <= 2; ++k) {
+      auto g = t.in_grad(nd, k);
+      if (!g) continue;
+      const bool take = k == 1;
+      for (Index i = 0; i < n; ++i) tmp[i] = (pc[i] != T(0)) == take ? gy[i] : T(0);
+      op::accumulate(g, t.in_shape(nd, k), tmp, s);
+    }
+  }
+};
+
+// ---- logsumexp ----------------------------------------------------------------------------
+
+template <class T>
+struct LogSumExp {
+  struct Attrs {
+    Index outer, len, inner;
+  };
+  static Var<T> forward(Var<T> x, int axis) {
+    Tape<T>& t = tape_of("logsumexp", x);
+    const Shape s = x.shape();
+    axis = op::normalize_axis("logsumexp", axis, s);
+    if (s[axis] == 0) {
+      throw ValueError("logsumexp: axis " + std::to_string(axis) + " of " + s.str() + " is empty");
+    }
+    Index outer = 1, inner = 1;
+    Index dims[kMaxRank];
+    int k = 0;
+    for (int i = 0; i < s.rank(); ++i) {
+      if (i < axis) outer *= s[i];
+      if (i > axis) inner *= s[i];
+      if (i != axis) dims[k++] = s[i];
+    }
+    const Index len = s[axis];
+    auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, k)));
+    const T* xd = x.data();
+    for (Index o = 0; o < outer; ++o) {
+      for (Index i = 0; i < inner; ++i) {
+        const T* row = xd + o * len * inner + i;
+        // Stable: the largest term is factored out, so exp never overflows.
+        T m = row[0];
+        for (Index a = 1; a < len; ++a) m = std::max(m, row[a * inner]);
+        T r;
+        if (std::isinf(m)) {
+          r = m;  // all -inf: -inf; any +inf: +inf
+        } else {
+          T acc = 0;
+          for (Index a = 0; a < len; ++a) acc += std::exp(row[a * inner] - m);
+          r = m + std::log(acc);
+        }
+        out[o * inner + i] = r;
+      }
+    }
+    t.record(y, {x}, make_node<T>("logsumexp", &backward, Attrs{outer, len, inner}));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    Grad<T> gx = t.in_grad(nd, 0);
+    if (!gx) return;
+    const auto [outer, len, inner] = nd.template attrs<Attrs>();
+    const T* x = t.in_value(nd, 0);
+    const T* y = t.slot(nd.out).value;
+    const T* gy = t.out_adj(nd);
+    for (Index o = 0; o < outer; ++o) {
+      for (Index a = 0; a < len; ++a) {
+        for (Index i = 0; i < inner; ++i) {
+          const Index j = (o * len + a) * inner + i;
+          const T yo = y[o * inner + i];
+          // softmax weight exp(x - y); 0 where every term was -inf.
+          const T w = yo == -std::numeric_limits<T>::infinity() ? T(0) : std::exp(x[j] - yo);
+          gx.put(j, gy[o * inner + i] * w);
+        }
+      }
+    }
   }
 };
 
@@ -753,8 +977,8 @@ template <class T> Var<T> sub(Var<T> a, Var<T> b) { return Binary<T, BinaryKind:
 template <class T> Var<T> mul(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kMul>::forward(a, b); }
 template <class T> Var<T> div(Var<T> a, Var<T> b) { return Binary<T, BinaryKind::kDiv>::forward(a, b); }
 template <class T> Var<T> neg(Var<T> a) { return Scale<T>::forward(a, T(-1), "neg"); }
-template <class T> Var<T> scale(Var<T> a, T c) { return Scale<T>::forward(a, c, "scale"); }
-template <class T> Var<T> add_scalar(Var<T> a, T c) { return AddScalar<T>::forward(a, c); }
+template <class T> Var<T> scale(Var<T> a, std::type_identity_t<T> c) { return Scale<T>::forward(a, c, "scale"); }
+template <class T> Var<T> add_scalar(Var<T> a, std::type_identity_t<T> c) { return AddScalar<T>::forward(a, c); }
 template <class T> Var<T> lincomb(std::span<const Var<T>> xs, std::span<const T> c) { return Lincomb<T>::forward(xs, c); }
 template <class T> Var<T> matmul(Var<T> a, Var<T> b, bool ta, bool tb) { return Matmul<T>::forward(a, b, ta, tb); }
 template <class T> Var<T> linear(Var<T> x, Var<T> w, Var<T> bias) { return Linear<T>::forward(x, w, bias); }
@@ -777,6 +1001,19 @@ template <class T> Var<T> square(Var<T> x) { return Unary_square<T>::forward(x);
 template <class T> Var<T> sqrt(Var<T> x) { return Unary_sqrt<T>::forward(x); }
 template <class T> Var<T> mse(Var<T> p, Var<T> t) { return Mse<T>::forward(p, t); }
 template <class T> Var<T> softmax_cross_entropy(Var<T> z, std::span<const int> l) { return SoftmaxCrossEntropy<T>::forward(z, l); }
+
+template <class T> Var<T> sin(Var<T> x) { return Unary_sin<T>::forward(x); }
+template <class T> Var<T> cos(Var<T> x) { return Unary_cos<T>::forward(x); }
+template <class T> Var<T> abs(Var<T> x) { return Unary_abs<T>::forward(x); }
+template <class T> Var<T> log1p(Var<T> x) { return Unary_log1p<T>::forward(x); }
+template <class T> Var<T> reciprocal(Var<T> x) { return Reciprocal<T>::forward(x); }
+template <class T> Var<T> pow(Var<T> x, std::type_identity_t<T> p) { return PowScalar<T>::forward(x, p); }
+template <class T> Var<T> pow(Var<T> a, Var<T> b) { return Elementwise2<T, PowF<T>>::forward(a, b); }
+template <class T> Var<T> minimum(Var<T> a, Var<T> b) { return Elementwise2<T, MinimumF<T>>::forward(a, b); }
+template <class T> Var<T> maximum(Var<T> a, Var<T> b) { return Elementwise2<T, MaximumF<T>>::forward(a, b); }
+template <class T> Var<T> clamp(Var<T> x, std::type_identity_t<T> lo, std::type_identity_t<T> hi) { return Clamp<T>::forward(x, lo, hi); }
+template <class T> Var<T> where(Var<T> c, Var<T> a, Var<T> b) { return Where<T>::forward(c, a, b); }
+template <class T> Var<T> logsumexp(Var<T> x, int axis) { return LogSumExp<T>::forward(x, axis); }
 
 template <class T> Var<T> stack(std::span<const Var<T>> xs) { return Stack<T>::forward(xs); }
 template <class T> Var<T> select(Var<T> x, Index i) { return Select<T>::forward(x, i); }
@@ -818,7 +1055,19 @@ Var<T> detach(Var<T> x) {
   template Var<T> square(Var<T>);                                                    \
   template Var<T> sqrt(Var<T>);                                                      \
   template Var<T> mse(Var<T>, Var<T>);                                               \
-  template Var<T> softmax_cross_entropy(Var<T>, std::span<const int>);
+  template Var<T> softmax_cross_entropy(Var<T>, std::span<const int>);              \
+  template Var<T> sin(Var<T>);                                                       \
+  template Var<T> cos(Var<T>);                                                       \
+  template Var<T> abs(Var<T>);                                                       \
+  template Var<T> log1p(Var<T>);                                                     \
+  template Var<T> reciprocal(Var<T>);                                                \
+  template Var<T> pow(Var<T>, T);                                                    \
+  template Var<T> pow(Var<T>, Var<T>);                                               \
+  template Var<T> minimum(Var<T>, Var<T>);                                           \
+  template Var<T> maximum(Var<T>, Var<T>);                                           \
+  template Var<T> clamp(Var<T>, T, T);                                               \
+  template Var<T> where(Var<T>, Var<T>, Var<T>);                                     \
+  template Var<T> logsumexp(Var<T>, int);
 ANODE_INSTANTIATE(float)
 ANODE_INSTANTIATE(double)
 #undef ANODE_INSTANTIATE

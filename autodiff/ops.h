@@ -2,15 +2,26 @@
 #define ANODE_AUTODIFF_OPS_H_
 
 // Differentiable ops on Vars. Each op's forward, backward rule and shape
-// checks live together in ops.cc. A misuse throws ShapeError or ValueError
-// naming the op and the shapes or values involved.
+// checks live together in ops.cc, written with the public op kit
+// (autodiff/op_kit.h), which is also how to add an op of your own. A misuse
+// throws ShapeError or ValueError naming the op and the shapes or values.
 //
-// Broadcasting (add, sub, mul, div): the operands have the same shape, or
-// one of them has a single element (a scalar), or one's shape equals the
-// trailing dimensions of the other's (a row vector repeated over a batch:
-// [d] or [1, d] against [n, d]). The result has the larger shape.
+// Broadcasting (add, sub, mul, div, pow, minimum, maximum, where) follows
+// NumPy and PyTorch: shapes are aligned at their trailing axes, an axis of
+// size 1 stretches to the other operand's size, and missing leading axes
+// count as size 1; any other mismatch is a ShapeError naming the op and both
+// shapes. So [] * [2, 3] -> [2, 3], [3] + [1, 3] -> [1, 3], [n, 1] - [n, d]
+// -> [n, d], [n, 1] * [1, d] -> [n, d]; the result never depends on the
+// operand order. Each operand's gradient is the output's summed over the
+// axes it was stretched along, back to its own shape.
+// Speed: equal shapes, a scalar and a row vector repeated over rows run in
+// one fused pass; other patterns first expand the operand (transient scratch).
+//
+// Non-smooth points take one documented side (abs, minimum/maximum, clamp,
+// relu): see each op.
 
 #include <span>
+#include <type_traits>
 
 #include "autodiff/tape.h"
 
@@ -28,9 +39,11 @@ template <class T> Var<T> div(Var<T> a, Var<T> b);
 /// -a. d/da = -1.
 template <class T> Var<T> neg(Var<T> a);
 /// c * a for a constant c. d/da = c.
-template <class T> Var<T> scale(Var<T> a, T c);
+template <class T> Var<T> scale(Var<T> a, std::type_identity_t<T> c);
 /// a + c for a constant c. d/da = 1.
-template <class T> Var<T> add_scalar(Var<T> a, T c);
+template <class T> Var<T> add_scalar(Var<T> a, std::type_identity_t<T> c);
+/// 1 / a elementwise. d/da = -1/a^2.
+template <class T> Var<T> reciprocal(Var<T> a);
 /// sum_i c[i] * xs[i], all xs of one shape, c constants (the fused update of
 /// a Runge-Kutta stage). d/dxs[i] = c[i].
 template <class T> Var<T> lincomb(std::span<const Var<T>> xs, std::span<const T> c);
@@ -52,6 +65,12 @@ template <class T> Var<T> mean(Var<T> x);
 template <class T> Var<T> sum(Var<T> x, int axis);
 /// Mean along `axis`; the axis must not be empty.
 template <class T> Var<T> mean(Var<T> x, int axis);
+/// log(sum(exp(x))) along `axis` (negative counts from the back; the axis
+/// is removed), computed stably as m + log(sum(exp(x - m))), m the axis max:
+/// no overflow for huge x. All -inf gives -inf. ShapeError for an axis out of
+/// range, ValueError for an empty axis. d/dx = softmax(x) along the axis
+/// (0 where every term was -inf).
+template <class T> Var<T> logsumexp(Var<T> x, int axis);
 
 // ---- Shape -------------------------------------------------------------------------
 /// The same values with a new shape of the same size. No copy.
@@ -91,6 +110,38 @@ template <class T> Var<T> log(Var<T> x);
 template <class T> Var<T> square(Var<T> x);
 /// sqrt(x). d/dx = 1 / (2 sqrt(x)).
 template <class T> Var<T> sqrt(Var<T> x);
+/// sin(x). d/dx = cos(x).
+template <class T> Var<T> sin(Var<T> x);
+/// cos(x). d/dx = -sin(x).
+template <class T> Var<T> cos(Var<T> x);
+/// |x|. d/dx = sign(x), taken as 0 at x = 0 (the subgradient PyTorch uses).
+template <class T> Var<T> abs(Var<T> x);
+/// log(1 + x), accurate for small |x|. d/dx = 1 / (1 + x).
+template <class T> Var<T> log1p(Var<T> x);
+/// x^p for a constant p (std::pow; NaN for x < 0 and non-integer p).
+/// d/dx = p x^(p-1), taken as 0 when p = 0.
+template <class T> Var<T> pow(Var<T> x, std::type_identity_t<T> p);
+/// a^b elementwise (broadcasting). d/da = b a^(b-1) (0 where b = 0),
+/// d/db = a^b log(a) (0 where a^b = 0; NaN for a < 0: differentiable in b
+/// only for a > 0).
+template <class T> Var<T> pow(Var<T> a, Var<T> b);
+/// The elementwise smaller of a and b (broadcasting); NaN propagates.
+/// d/da = [a < b], d/db = [b < a]; at a tie each gets half the gradient
+/// (so minimum(x, x) has derivative 1 and the result is order-independent).
+template <class T> Var<T> minimum(Var<T> a, Var<T> b);
+/// The elementwise larger of a and b (broadcasting); NaN propagates.
+/// d/da = [a > b], d/db = [b > a]; at a tie each gets half the gradient.
+template <class T> Var<T> maximum(Var<T> a, Var<T> b);
+/// min(max(x, lo), hi) for constants lo <= hi (ValueError naming both
+/// otherwise, NaN bounds included); NaN in x passes through.
+/// d/dx = [lo <= x <= hi]: at a bound the gradient passes (as in PyTorch).
+template <class T>
+Var<T> clamp(Var<T> x, std::type_identity_t<T> lo, std::type_identity_t<T> hi);
+/// Elementwise select: a where cond != 0 (NaN counts as true), else b.
+/// The condition is a Var used as a mask (e.g. a constant of 0s and 1s; it
+/// gets no gradient); cond, a and b broadcast together (NumPy rules).
+/// d/da = [cond != 0], d/db = [cond == 0], each summed to its shape.
+template <class T> Var<T> where(Var<T> cond, Var<T> a, Var<T> b);
 
 // ---- Losses ----------------------------------------------------------------------------------
 /// mean((pred - target)^2) over all elements; same shapes, not empty.
@@ -102,6 +153,8 @@ template <class T> Var<T> mse(Var<T> pred, Var<T> target);
 template <class T> Var<T> softmax_cross_entropy(Var<T> logits, std::span<const int> labels);
 
 // ---- Operators ------------------------------------------------------------------------
+// Var op Var broadcasts (see the top); a plain number on either side is a
+// constant of the Var's type (double literals work with Var<float>).
 template <class T> Var<T> operator+(Var<T> a, Var<T> b) { return add(a, b); }
 template <class T> Var<T> operator-(Var<T> a, Var<T> b) { return sub(a, b); }
 template <class T> Var<T> operator*(Var<T> a, Var<T> b) { return mul(a, b); }
@@ -111,6 +164,16 @@ template <class T> Var<T> operator*(Var<T> a, std::type_identity_t<T> c) { retur
 template <class T> Var<T> operator*(std::type_identity_t<T> c, Var<T> a) { return scale(a, c); }
 template <class T> Var<T> operator+(Var<T> a, std::type_identity_t<T> c) { return add_scalar(a, c); }
 template <class T> Var<T> operator-(Var<T> a, std::type_identity_t<T> c) { return add_scalar(a, -c); }
+template <class T> Var<T> operator+(std::type_identity_t<T> c, Var<T> a) { return add_scalar(a, c); }
+/// c - a, as add_scalar(neg(a), c).
+template <class T> Var<T> operator-(std::type_identity_t<T> c, Var<T> a) { return add_scalar(neg(a), c); }
+/// a / c, as scale(a, 1 / c): exact when c is a power of two, else within
+/// one rounding of the quotient.
+template <class T> Var<T> operator/(Var<T> a, std::type_identity_t<T> c) { return scale(a, T(1) / c); }
+/// c / a, as scale(reciprocal(a), c) (just reciprocal(a) for c = 1).
+template <class T> Var<T> operator/(std::type_identity_t<T> c, Var<T> a) {
+  return c == T(1) ? reciprocal(a) : scale(reciprocal(a), c);
+}
 
 }  // namespace anode
 

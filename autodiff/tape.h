@@ -18,7 +18,9 @@
 // Scopes rewind a tape to a mark (nested evaluations, solver steps); a
 // NoGradGuard makes ops compute values without recording nodes.
 
+#include <cassert>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -80,28 +82,54 @@ struct Slot {
   bool lifted;
 };
 
-/// One recorded operation: its backward rule and where its inputs are.
+/// One recorded operation: its backward rule, where its inputs are, and the
+/// op's own data. Ops are written with the kit in autodiff/op_kit.h.
 template <class T>
 struct Node {
-  /// Adds d(out)/d(inputs)^T * adj(out) into the inputs' adjoints. Inputs
-  /// that need no gradient have a null adjoint (Tape::in_adj returns
-  /// nullptr). A rule fetches each input's adjoint with Tape::in_adj (to add
-  /// into) or Tape::in_grad (to assign when it is fresh).
+  /// Adds d(out)/d(inputs)^T * adj(out) into the inputs' adjoints. A rule
+  /// fetches each input's adjoint with Tape::in_grad (null for an input that
+  /// needs no gradient).
   using Backward = void (*)(Tape<T>& tape, const Node& node);
+  /// Capacity of a node's typed attributes (set_attrs / attrs).
+  static constexpr std::size_t kAttrBytes = 48;
 
   Backward backward;
   const char* name;
   std::int32_t out;       // output slot
   std::int32_t in_begin;  // first input in Tape's input list
   std::int32_t in_count;
-  double attr[2];         // op scalars (scale factors, sizes)
-  Index iattr[3];         // op integers (axes, offsets)
+  std::uint32_t attr_size;  // sizeof the stored attributes (attrs() asserts it)
   void* saved;            // arena data the forward saved, or a custom op's context
-  void* aux;              // a second saved pointer
+  /// The op's attributes (a small trivially copyable struct; see set_attrs).
+  alignas(8) unsigned char attr_bytes[kAttrBytes];
+
+  /// Stores an op's attribute struct in the node (copied; no allocation).
+  /// A must be trivially copyable, fit in kAttrBytes and need at most
+  /// 8-byte alignment: all checked at compile time.
+  template <class A>
+  void set_attrs(const A& a) {
+    static_assert(std::is_trivially_copyable_v<A>, "Node attributes must be trivially copyable");
+    static_assert(sizeof(A) <= kAttrBytes, "Node attributes exceed Node::kAttrBytes");
+    static_assert(alignof(A) <= 8, "Node attributes need at most 8-byte alignment");
+    std::memcpy(attr_bytes, &a, sizeof(A));
+    attr_size = sizeof(A);
+  }
+  /// The attribute struct stored by set_attrs<A> (a copy; same A required).
+  template <class A>
+  A attrs() const {
+    static_assert(std::is_trivially_copyable_v<A> && std::is_default_constructible_v<A>,
+                  "Node attributes must be trivially copyable and default constructible");
+    static_assert(sizeof(A) <= kAttrBytes, "Node attributes exceed Node::kAttrBytes");
+    assert(attr_size == sizeof(A) && "Node::attrs: not the type set_attrs stored");
+    A a;
+    std::memcpy(&a, attr_bytes, sizeof(A));
+    return a;
+  }
 };
 
 static_assert(std::is_trivially_destructible_v<Slot<float>>);
 static_assert(std::is_trivially_destructible_v<Node<float>>);
+static_assert(std::is_trivially_copyable_v<Node<double>>);
 
 /// Parameter leaves made while a ParamLog is installed get their own adjoint
 /// buffer (instead of accumulating into Parameter::grad) and are listed here,
@@ -237,7 +265,7 @@ class Tape {
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
 
-  // ---- For op implementations (ops.cc, custom ops) -----------------------
+  // ---- For op implementations (the op kit: autodiff/op_kit.h) -------------
   /// A new slot with uninitialized arena storage for `shape`; returns the Var
   /// and the buffer to fill. Call record() after filling it.
   std::pair<Var<T>, T*> make_output(const Shape& shape);
@@ -261,33 +289,42 @@ class Tape {
   /// The value of the i-th input of a node.
   const T* in_value(const Node<T>& n, int i) const { return slots_[input(n, i)].value; }
   const Shape& in_shape(const Node<T>& n, int i) const { return slots_[input(n, i)].shape; }
-  /// The adjoint buffer of the i-th input to add into, or nullptr if it
-  /// needs no gradient.
-  T* in_adj(const Node<T>& n, int i) {
-    const std::int32_t id = input(n, i);
-    T* adj = adj_or_null(id);
-    if (adj != nullptr && slots_[id].adj_fresh) zero_fresh(slots_[id]);
-    return adj;
-  }
-  /// An input adjoint for a rule that writes it: `data` is null if the input
-  /// needs no gradient; if `fresh`, nothing was written to it yet and the
-  /// rule must assign every element (gx = ..., GEMM beta = 0) instead of
-  /// adding. The first consumer of a value (in reverse order) thus skips
-  /// both zero-filling the buffer and reading it back. Fetch it right before
-  /// writing it: the slot counts as written from here on.
+  /// An input's adjoint, as a backward rule receives it. `data` is null if
+  /// the input needs no gradient. If `fresh`, nothing was written to it yet:
+  /// the rule either assigns every element (gx = ..., GEMM beta = 0; or
+  /// put()), skipping both a zero-fill and reading it back, or calls
+  /// zeroed() first and then adds. Fetch it right before writing it: the
+  /// slot counts as written from here on.
   struct Grad {
     T* data;
     bool fresh;
+    Index size;  // elements (the input's numel)
     explicit operator bool() const { return data != nullptr; }
+    /// The buffer to add into (nullptr if none): a fresh one is zero-filled first.
+    T* zeroed() {
+      if (data != nullptr && fresh) {
+        std::memset(data, 0, sizeof(T) * static_cast<std::size_t>(size));
+        fresh = false;
+      }
+      return data;
+    }
+    /// data[i] = v if fresh, else data[i] += v: for rules that write every
+    /// element exactly once in a loop of their own (a rule that adds into an
+    /// element several times calls zeroed() instead).
+    void put(Index i, T v) const { data[i] = fresh ? v : data[i] + v; }
   };
+  /// The adjoint of the i-th input of a node: the one way a rule gets it.
   Grad in_grad(const Node<T>& n, int i) {
     const std::int32_t id = input(n, i);
     T* adj = adj_or_null(id);
-    if (adj == nullptr) return {nullptr, false};
+    if (adj == nullptr) return {nullptr, false, 0};
     const bool fresh = slots_[id].adj_fresh;
     slots_[id].adj_fresh = false;
-    return {adj, fresh};
+    return {adj, fresh, slots_[id].shape.numel()};
   }
+  /// Shorthand for in_grad(n, i).zeroed() (nullptr if it needs no gradient),
+  /// kept for rules that only ever add.
+  T* in_adj(const Node<T>& n, int i) { return in_grad(n, i).zeroed(); }
   /// The adjoint of a node's output.
   const T* out_adj(const Node<T>& n) const { return slots_[n.out].adj; }
   /// Uninitialized scratch memory valid until clear() or the enclosing Scope ends.

@@ -74,6 +74,25 @@ TEST(Allocation, ClassifierStepWithSoftmaxCrossEntropy) {
   EXPECT_EQ(allocations_in_steady_state(step), 0);
 }
 
+TEST(Allocation, GeneralBroadcastAndNewOpsStep) {
+  // A column [n, 1] against [n, d] and an outer [n, 1] x [1, d] take the
+  // general broadcasting path (expansion in transient arena scratch).
+  Parameter<float> w("w", Tensor<float>(Shape{1, 8}, 0.3f)), c("c", Tensor<float>(Shape{16, 1}, 0.2f));
+  Sgd<float> sgd({&w, &c}, {.lr = 0.01});
+  Tensor<float> x(Shape{16, 8}, 0.5f), mask(Shape{16, 1}, 1.0f);
+  Tape<float> tape;
+  auto step = [&] {
+    sgd.zero_grad();
+    tape.clear();
+    Var<float> vx = tape.constant(x.view()), vw = tape.param(w), vc = tape.param(c);
+    Var<float> h = sin(mul(vc, vw)) + cos(vx - vc) + pow(abs(vx / vc), 1.5);
+    h = where(tape.constant(mask.view()), maximum(h, vc), minimum(vw, clamp(h, -1.0, 1.0)));
+    tape.backward(sum(logsumexp(h, 1)) + sum(log1p(1.0 / (2.0 + square(vc)))));
+    sgd.step();
+  };
+  EXPECT_EQ(allocations_in_steady_state(step), 0);
+}
+
 class OdeStepAllocation : public ::testing::TestWithParam<ode::Gradient> {};
 
 TEST_P(OdeStepAllocation, AnodeTrainingStep) {

@@ -378,6 +378,10 @@ TYPED_TEST(KernelsTest, BackwardKernelsAccumulate) {
       {"log", &kn::log_backward<T>, [](R x) { return 1 / x; }, 0.1, 5},
       {"sqrt", &kn::sqrt_backward<T>, [](R y) { return R(0.5) / y; }, 0.1, 5},
       {"square", &kn::square_backward<T>, [](R x) { return 2 * x; }, -3, 3},
+      {"sin", &kn::sin_backward<T>, [](R x) { return std::cos(x); }, -5, 5},
+      {"cos", &kn::cos_backward<T>, [](R x) { return -std::sin(x); }, -5, 5},
+      {"abs", &kn::abs_backward<T>, [](R x) { return x > 0 ? R(1) : (x < 0 ? R(-1) : R(0)); }, -2, 2},
+      {"log1p", &kn::log1p_backward<T>, [](R x) { return 1 / (1 + x); }, -0.5, 5},
   };
   for (const Case& c : cases) {
     for (Index n : kSizes) {
@@ -400,6 +404,76 @@ TYPED_TEST(KernelsTest, BackwardKernelsAccumulate) {
         c.kernel(u.data(), gy.data(), fresh.data(), n, true);
         for (Index i = 0; i < n; ++i) ASSERT_TRUE(same_bits(fresh[i], zeros[i])) << i;
       }
+    }
+  }
+}
+
+TYPED_TEST(KernelsTest, TrigAbsLog1pMatchStdAtEverySizeAndOffset) {
+  using T = TypeParam;
+  using R = Ref<T>;
+  struct Case {
+    const char* name;
+    void (*kernel)(const T*, T*, Index);
+    R (*ref)(R);
+    double lo, hi, max_ulps, floor;  // |error| <= max_ulps eps max(|want|, floor)
+  };
+  const Case cases[] = {
+      {"sin", &kn::sin<T>, [](R x) { return std::sin(x); }, -20, 20, 4, 1},
+      {"cos", &kn::cos<T>, [](R x) { return std::cos(x); }, -20, 20, 4, 1},
+      {"abs", &kn::abs<T>, [](R x) { return std::fabs(x); }, -5, 5, 0.5, 0},
+      {"log1p", &kn::log1p<T>, [](R x) { return std::log1p(x); }, -0.9, 5, 4, 0},
+  };
+  for (const Case& c : cases) {
+    for (Index n : kSizes) {
+      for (Index off : kOffsets) {
+        SCOPED_TRACE(std::string(c.name) + " n=" + std::to_string(n) + " offset=" + std::to_string(off));
+        const Buf<T> x = random_buf<T>(n, off, c.lo, c.hi, 5);
+        Buf<T> y(n, (off + 1) % 4);
+        c.kernel(x.data(), y.data(), n);
+        for (Index i = 0; i < n; ++i) {
+          const R want = c.ref(R(x[i]));
+          // sin and cos near their zeros: an absolute bound (eps of 1).
+          ASSERT_TRUE(close(y[i], want, std::max<R>(std::fabs(want), R(c.floor)), c.max_ulps))
+              << i << " x=" << x[i] << " got " << y[i];
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(KernelsTest, BroadcastToAndReduceToShapeAreAdjoint) {
+  using T = TypeParam;
+  struct Case {
+    Shape in, out;
+  };
+  const Case cases[] = {{Shape{}, Shape{2, 3}},       {Shape{3, 1}, Shape{3, 4}},
+                        {Shape{1, 4}, Shape{3, 4}},   {Shape{2, 1, 3}, Shape{2, 5, 3}},
+                        {Shape{5, 1}, Shape{2, 5, 7}}, {Shape{1, 3, 1, 2}, Shape{2, 3, 4, 2}},
+                        {Shape{2, 3}, Shape{2, 3}},    {Shape{1, 3}, Shape{0, 3}}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.in.str() + " -> " + c.out.str());
+    const Buf<T> x = random_buf<T>(c.in.numel(), 1, -2, 2, 6);
+    Buf<T> y(c.out.numel(), 2);
+    kn::broadcast_to(x.data(), c.in, y.data(), c.out);
+    // Brute force: out's coordinates, each taken modulo in's (size-1) axes.
+    Buf<T> sums(c.in.numel(), 0);
+    for (Index i = 0; i < c.in.numel(); ++i) sums[i] = T(1);
+    const Buf<T> g = random_buf<T>(c.out.numel(), 3, -2, 2, 7);
+    std::vector<double> want_sums(c.in.numel(), 1.0);
+    for (Index f = 0; f < c.out.numel(); ++f) {
+      Index rem = f, src = 0, stride = 1;
+      for (int i = c.out.rank() - 1, j = c.in.rank() - 1; j >= 0; --i, --j) {
+        const Index coord = rem % c.out[i];
+        rem /= c.out[i];
+        if (c.in[j] != 1) src += coord * stride;
+        stride *= c.in[j];
+      }
+      ASSERT_EQ(y[f], x[src]) << f;
+      want_sums[src] += static_cast<double>(g[f]);
+    }
+    kn::reduce_to_shape_add(g.data(), c.out, sums.data(), c.in);
+    for (Index i = 0; i < c.in.numel(); ++i) {
+      EXPECT_NEAR(sums[i], want_sums[i], 1e-5 * (1 + std::fabs(want_sums[i]))) << i;
     }
   }
 }
