@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <nlohmann/json.hpp>
 
 namespace anode::models {
 namespace {
@@ -24,8 +23,11 @@ constexpr std::size_t kMaxName = std::size_t{1} << 20;
 class Writer {
  public:
   void bytes(const void* p, std::size_t n) {
-    const char* c = static_cast<const char*>(p);
-    buf_.insert(buf_.end(), c, c + n);
+    // resize + memcpy: GCC 12 flags vector::insert of a small array here
+    // with a false -Wstringop-overflow once inlined.
+    const std::size_t at = buf_.size();
+    buf_.resize(at + n);
+    if (n > 0) std::memcpy(buf_.data() + at, p, n);
   }
   template <class U>
   void value(U v) {
@@ -291,79 +293,6 @@ std::string load_parameters(const std::string& path, const std::vector<Parameter
     file_error(path, "out of memory while loading it");
   } catch (const std::exception& e) {
     file_error(path, e.what());
-  }
-}
-
-std::string config_to_json(const ModelConfig& c) {
-  nlohmann::ordered_json j;
-  j["input_dim"] = c.input_dim;
-  j["input_layer"] = c.input_layer;
-  j["feature_dim"] = c.feature_dim;
-  j["input_activation"] = activation_name(c.input_activation);
-  j["augmentation"] = augmentation_name(c.augmentation);
-  j["augment_dim"] = c.augment_dim;
-  j["order"] = c.order;
-  j["learned_velocity"] = c.learned_velocity;
-  j["position_only"] = c.position_only;
-  j["hidden"] = c.hidden;
-  j["hidden_activation"] = activation_name(c.hidden_activation);
-  j["final_activation"] = activation_name(c.final_activation);
-  j["time_dependent"] = c.time_dependent;
-  j["solver"] = {{"method", ode::method_name(c.solver.method)},
-                 {"rtol", c.solver.rtol},
-                 {"atol", c.solver.atol},
-                 {"steps", c.solver.steps},
-                 {"step_size", c.solver.step_size},
-                 {"gradient", ode::gradient_name(c.solver.gradient)}};
-  j["t_end"] = c.t_end;
-  j["time_noise"] = c.time_noise;
-  j["noise_at_eval"] = c.noise_at_eval;
-  j["readout_dim"] = c.readout_dim;
-  j["readout_block"] = c.readout_block;
-  j["output_dim"] = c.output_dim;
-  j["head"] = c.head == Head::kRegression ? "regression" : "classification";
-  j["init"] = c.init == Init::kGlorotUniform ? "glorot" : "pytorch";
-  j["seed"] = c.seed;
-  return j.dump();
-}
-
-ModelConfig config_from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-    ModelConfig c;
-    c.input_dim = j.at("input_dim");
-    c.input_layer = j.at("input_layer");
-    c.feature_dim = j.at("feature_dim");
-    c.input_activation = parse_activation(j.at("input_activation").get<std::string>());
-    c.augmentation = parse_augmentation(j.at("augmentation").get<std::string>());
-    c.augment_dim = j.at("augment_dim");
-    c.order = j.at("order");
-    c.learned_velocity = j.at("learned_velocity");
-    c.position_only = j.at("position_only");
-    c.hidden = j.at("hidden").get<std::vector<Index>>();
-    c.hidden_activation = parse_activation(j.at("hidden_activation").get<std::string>());
-    c.final_activation = parse_activation(j.at("final_activation").get<std::string>());
-    c.time_dependent = j.at("time_dependent");
-    const auto& s = j.at("solver");
-    c.solver.method = ode::parse_method(s.at("method").get<std::string>());
-    c.solver.rtol = s.at("rtol");
-    c.solver.atol = s.at("atol");
-    c.solver.steps = s.at("steps");
-    c.solver.step_size = s.at("step_size");
-    c.solver.gradient = ode::parse_gradient(s.at("gradient").get<std::string>());
-    c.t_end = j.at("t_end");
-    c.time_noise = j.at("time_noise");
-    c.noise_at_eval = j.at("noise_at_eval");
-    c.readout_dim = j.at("readout_dim");
-    c.readout_block = j.at("readout_block");
-    c.output_dim = j.at("output_dim");
-    c.head = j.at("head").get<std::string>() == "regression" ? Head::kRegression : Head::kClassification;
-    c.init = j.at("init").get<std::string>() == "glorot" ? Init::kGlorotUniform : Init::kPytorch;
-    c.seed = j.at("seed");
-    return c;
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(std::string("model configuration JSON: ") + e.what());
   }
 }
 
