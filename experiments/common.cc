@@ -33,15 +33,52 @@ fs::path results_root(const std::string& out_flag) {
   return fs::current_path() / "results";
 }
 
+namespace {
+
+constexpr const char* kLockFile = ".lock";
+
+// Whether the folder of a run is abandoned: its owner holds an flock on its
+// lock file for as long as it runs (the lock dies with the process, however
+// it ends). A folder without a lock file falls back to whether `pid` lives.
+bool abandoned(const fs::path& dir, pid_t pid) {
+  const int fd = ::open((dir / kLockFile).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ::kill(pid, 0) != 0 && errno == ESRCH;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return free;
+}
+
+// The pid in "<prefix><pid>", or -1.
+pid_t pid_suffix(const std::string& file, const std::string& prefix) {
+  if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) return -1;
+  const std::string digits = file.substr(prefix.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+}  // namespace
+
 ResultDir::ResultDir(const fs::path& root, const std::string& name) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) throw std::runtime_error("cannot create results folder '" + root.string() + "': " + ec.message());
   final_ = root / name;
-  work_ = root / ("." + name + ".partial-" + std::to_string(::getpid()));
+  const std::string partial = "." + name + ".partial-", old = "." + name + ".old-";
+  work_ = root / (partial + std::to_string(::getpid()));
+  // Folders left by runs that were killed (or by the fallback below) go now.
+  for (const fs::directory_entry& e : fs::directory_iterator(root, ec)) {
+    const std::string file = e.path().filename().string();
+    pid_t pid = pid_suffix(file, partial);
+    if (pid < 0) pid = pid_suffix(file, old);
+    if (pid > 0 && e.path() != work_ && abandoned(e.path(), pid)) fs::remove_all(e.path(), ec);
+  }
   fs::remove_all(work_, ec);
   fs::create_directories(work_, ec);
   if (ec) throw std::runtime_error("cannot create '" + work_.string() + "': " + ec.message());
+  lock_fd_ = ::open((work_ / kLockFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    throw std::runtime_error("cannot lock '" + work_.string() + "': " + std::strerror(errno));
+  }
 }
 
 ResultDir::~ResultDir() {
@@ -49,18 +86,41 @@ ResultDir::~ResultDir() {
     std::error_code ec;
     fs::remove_all(work_, ec);
   }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void ResultDir::commit() {
+  // The lock file is the only thing in the folder that is not a result.
   std::error_code ec;
-  // Move the old results aside first so the swap is two renames, then drop them.
-  fs::path old = final_.string() + ".old-" + std::to_string(::getpid());
-  if (fs::exists(final_)) fs::rename(final_, old, ec);
-  if (ec) throw std::runtime_error("cannot replace '" + final_.string() + "': " + ec.message());
-  fs::rename(work_, final_, ec);
-  if (ec) throw std::runtime_error("cannot move results to '" + final_.string() + "': " + ec.message());
+  fs::remove(work_ / kLockFile, ec);
+  // One atomic exchange: at every instant either the old or the new results
+  // are under the final name. The old ones are then under the partial name,
+  // hidden, and removed.
+  if (::renameat2(AT_FDCWD, work_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
+    committed_ = true;
+    fs::remove_all(work_, ec);
+    return;
+  }
+  const int err = errno;
+  if (err == ENOENT && ::rename(work_.c_str(), final_.c_str()) == 0) {  // no old results
+    committed_ = true;
+    return;
+  }
+  if (err != EINVAL && err != ENOSYS && err != ENOENT) {
+    throw std::runtime_error("cannot move results to '" + final_.string() + "': " + std::strerror(err));
+  }
+  // A file system without RENAME_EXCHANGE: two renames, the old results
+  // moved to a hidden name that the next run removes if this one dies here.
+  const fs::path old = final_.parent_path() / ("." + final_.filename().string() + ".old-" + std::to_string(::getpid()));
   fs::remove_all(old, ec);
+  if (::rename(final_.c_str(), old.c_str()) != 0 && errno != ENOENT) {
+    throw std::runtime_error("cannot replace '" + final_.string() + "': " + std::strerror(errno));
+  }
+  if (::rename(work_.c_str(), final_.c_str()) != 0) {
+    throw std::runtime_error("cannot move results to '" + final_.string() + "': " + std::strerror(errno));
+  }
   committed_ = true;
+  fs::remove_all(old, ec);
 }
 
 void write_file(const fs::path& path, const std::string& text) {

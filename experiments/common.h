@@ -25,8 +25,12 @@ using Json = nlohmann::ordered_json;
 std::filesystem::path results_root(const std::string& out_flag);
 
 /// A results folder that appears complete or not at all: files are written
-/// into <root>/.<name>.partial-<pid>; commit() replaces <root>/<name> with it
-/// in one rename. Destroyed without commit() (an error), it deletes itself.
+/// into <root>/.<name>.partial-<pid> (locked while the run lives); commit()
+/// exchanges it with <root>/<name> in one rename (renameat2 RENAME_EXCHANGE;
+/// two renames only where the file system lacks it), so there is no instant
+/// without results under the final name. Destroyed without commit() (an
+/// error), it deletes itself; folders of runs that were killed are removed by
+/// the next ResultDir of the same name.
 class ResultDir {
  public:
   ResultDir(const std::filesystem::path& root, const std::string& name);
@@ -43,6 +47,7 @@ class ResultDir {
 
  private:
   std::filesystem::path work_, final_;
+  int lock_fd_ = -1;
   bool committed_ = false;
 };
 
