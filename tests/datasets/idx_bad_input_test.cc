@@ -80,7 +80,7 @@ TEST(IdxBadInput, GarbageAfterTheGzipStreamIsRefused) {
   expect_error<DataError>([&] { read_idx_images(dir / "junk.gz"); },
                           {"junk.gz", "5 bytes of trailing garbage after the gzip stream"});
   // A single stray byte, too.
-  z.resize(z.size() - 4);
+  z.erase(z.end() - 4, z.end());
   write_bytes(dir / "one.gz", z);
   expect_error<DataError>([&] { read_idx_images(dir / "one.gz"); }, {"1 bytes of trailing garbage"});
 }
