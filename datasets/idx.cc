@@ -59,7 +59,7 @@ class IdxFile {
     unsigned char head[2] = {0, 0};
     gzip_ = ::pread(fd_, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b;
     if (gzip_) {
-      in_.resize(std::size_t{1} << 17);
+      in_.resize(static_cast<std::size_t>(std::min<std::uintmax_t>(bytes_ + 1, std::uintmax_t{1} << 17)));
       // 16 + MAX_WBITS: a gzip wrapper, whose CRC-32 and length inflate checks.
       if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) fail("cannot initialize zlib");
       z_ready_ = true;
@@ -114,7 +114,7 @@ class IdxFile {
              " bytes), more than a " + std::to_string(bytes_) + "-byte gzip file can hold");
       }
       have = 0;
-      std::vector<unsigned char> sink(std::size_t{1} << 16);
+      std::vector<unsigned char> sink(static_cast<std::size_t>(std::min<std::uintmax_t>(payload + header + 1, std::uintmax_t{1} << 16)));
       while (std::size_t got = inflate_some(sink.data(), sink.size())) have += got;
       rewind();
       std::uintmax_t skipped = 0;
@@ -328,8 +328,8 @@ IdxImages read_images(const fs::path& path, const IdxImageOptions& options) {
   }
   // Decompress and convert in slices: peak memory is the float tensor plus one
   // slice, not a second copy of the whole file.
-  std::vector<unsigned char> chunk(std::size_t{1} << 20);
   const Index total = out.images.size();
+  std::vector<unsigned char> chunk(static_cast<std::size_t>(std::min<Index>(total, Index{1} << 20)));
   float* dst = out.images.data();
   for (Index done = 0; done < total;) {
     const std::size_t k = static_cast<std::size_t>(
