@@ -31,6 +31,21 @@ if [[ $name == nested_spheres ]]; then
   grep -q '"seeds": *2' "$out/seeds/$name/summary.json" || { echo "FAIL: seeds not recorded"; exit 1; }
 fi
 
+# A killed run leaves only its hidden partial folder, which the next run
+# removes (kill -9: no destructor runs).
+if [[ $name == nested_spheres ]]; then
+  killed="$TEST_TMPDIR/killed"
+  "$bin" --scale tiny --epochs 50 --no-plots --quiet --out "$killed" &
+  pid=$!
+  for _ in $(seq 50); do ls -a "$killed" 2>/dev/null | grep -q partial && break; sleep 0.1; done
+  kill -9 "$pid"; wait "$pid" || true
+  ls -a "$killed" | grep -q "partial-$pid" || { echo "FAIL: the killed run had no partial folder"; exit 1; }
+  [[ ! -e "$killed/$name" ]] || { echo "FAIL: a killed run left results"; exit 1; }
+  "$bin" --scale tiny --epochs 0 --augment 0 --no-plots --quiet --out "$killed"
+  if ls -a "$killed" | grep -q partial; then echo "FAIL: the stale partial folder was not removed"; ls -a "$killed"; exit 1; fi
+  [[ -f "$killed/$name/summary.json" ]] || { echo "FAIL: no results after the rerun"; exit 1; }
+fi
+
 # Bad flags: a clear message, a non-zero exit, nothing written.
 bad="$TEST_TMPDIR/bad"
 if "$bin" --scale tiny --out "$bad" --solver nosuch >"$TEST_TMPDIR/err.txt" 2>&1; then
