@@ -1,5 +1,8 @@
 #include "datasets/idx.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -9,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <string>
 #include <system_error>
 
@@ -36,30 +40,34 @@ std::string hex8(unsigned v) {
   return buf;
 }
 
-// One IDX file opened through zlib, which reads plain files as they are.
+// One IDX file, plain or gzip (decoded with zlib's inflate directly: gzread
+// silently ignores whatever follows a gzip stream). The file is opened first
+// and checked through its descriptor, so a FIFO or device is refused without
+// blocking or reading it.
 class IdxFile {
  public:
   IdxFile(std::string_view loader, const fs::path& path) : loader_(loader), path_(path) {
-    std::error_code ec;
-    const fs::file_status st = fs::status(path, ec);
-    if (ec && ec != std::errc::no_such_file_or_directory) fail("cannot access: " + ec.message());
-    if (!fs::exists(st)) fail("no such file");
-    if (!fs::is_regular_file(st)) fail("not a regular file");
-    bytes_ = fs::file_size(path, ec);
-    if (ec) fail("cannot read its size: " + ec.message());
-    std::array<unsigned char, 2> head{};
-    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-      gzip_ = std::fread(head.data(), 1, 2, f) == 2 && head[0] == 0x1f && head[1] == 0x8b;
-      std::fclose(f);
-    } else {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      if (errno == ENOENT) fail("no such file");
       fail(std::string("cannot open: ") + std::strerror(errno));
     }
-    file_ = gzopen(path.c_str(), "rb");
-    if (file_ == nullptr) fail(std::string("cannot open: ") + std::strerror(errno));
-    gzbuffer(file_, 1 << 17);
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail(std::string("cannot read its size: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail("not a regular file");
+    bytes_ = static_cast<std::uintmax_t>(st.st_size);
+    unsigned char head[2] = {0, 0};
+    gzip_ = ::pread(fd_, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if (gzip_) {
+      in_.resize(static_cast<std::size_t>(std::min<std::uintmax_t>(bytes_ + 1, std::uintmax_t{1} << 17)));
+      // 16 + MAX_WBITS: a gzip wrapper, whose CRC-32 and length inflate checks.
+      if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) fail("cannot initialize zlib");
+      z_ready_ = true;
+    }
   }
   ~IdxFile() {
-    if (file_ != nullptr) gzclose_r(file_);
+    if (z_ready_) inflateEnd(&z_);
+    if (fd_ >= 0) ::close(fd_);
   }
   IdxFile(const IdxFile&) = delete;
   IdxFile& operator=(const IdxFile&) = delete;
@@ -71,19 +79,12 @@ class IdxFile {
   bool gzip() const { return gzip_; }
 
   // Reads up to n bytes; returns how many were read (fewer only at the end of
-  // the data). Corrupt gzip data throws.
+  // the data). Corrupt or truncated gzip data, and anything but another gzip
+  // member after a gzip member, throw.
   std::size_t read(void* dst, std::size_t n) {
-    std::size_t done = 0;
-    while (done < n) {
-      const unsigned chunk =
-          static_cast<unsigned>(std::min<std::size_t>(n - done, std::size_t{1} << 30));
-      const int got = gzread(file_, static_cast<char*>(dst) + done, chunk);
-      if (got < 0) corrupt();
-      if (got == 0) break;
-      done += static_cast<std::size_t>(got);
-    }
+    const std::size_t done = gzip_ ? inflate_some(static_cast<unsigned char*>(dst), n)
+                                   : raw_read(static_cast<unsigned char*>(dst), n);
     pos_ += done;
-    if (done < n) check_clean_end();
     return done;
   }
 
@@ -98,27 +99,48 @@ class IdxFile {
     }
   }
 
-  // Checks the declared payload against what the file can hold, before any
-  // allocation sized by the header.
+  // Checks the declared payload against what the file holds, before any
+  // allocation sized by the header: a plain file by its size; a gzip file
+  // first by deflate's best ratio, then by decompressing it once, counting
+  // (and checking the stream), then rewinding.
   void check_declared_size(std::uintmax_t payload, const std::string& what) {
-    const std::uintmax_t total = pos_ + payload;
+    const std::uintmax_t header = pos_;
+    std::uintmax_t have;  // bytes after the header
     if (!gzip_) {
-      if (bytes_ < total) {
-        fail("truncated: the header declares " + what + " (" + std::to_string(total) +
-             " bytes with the header) but the file has " + std::to_string(bytes_) + " bytes");
+      have = bytes_ >= header ? bytes_ - header : 0;
+    } else {
+      if (payload / kMaxDeflateRatio > bytes_) {
+        fail("corrupt header: it declares " + what + " (" + std::to_string(payload) +
+             " bytes), more than a " + std::to_string(bytes_) + "-byte gzip file can hold");
       }
-      if (bytes_ > total) {
-        fail(std::to_string(bytes_ - total) + " trailing bytes after the " + what +
-             " the header declares (expected " + std::to_string(total) + " bytes)");
+      have = 0;
+      std::vector<unsigned char> sink(static_cast<std::size_t>(std::min<std::uintmax_t>(payload + header + 1, std::uintmax_t{1} << 16)));
+      while (std::size_t got = inflate_some(sink.data(), sink.size())) have += got;
+      rewind();
+      std::uintmax_t skipped = 0;
+      while (skipped < header) {
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uintmax_t>(header - skipped, sink.size()));
+        if (inflate_some(sink.data(), k) != k) fail("the file changed while it was read");
+        skipped += k;
       }
-    } else if (payload / kMaxDeflateRatio > bytes_) {
-      fail("corrupt header: it declares " + what + " (" + std::to_string(payload) +
-           " bytes), more than a " + std::to_string(bytes_) + "-byte gzip file can hold");
+      pos_ = header;
+    }
+    const char* where = gzip_ ? " after decompression" : "";
+    // Written without forming header + payload, which may wrap.
+    if (have < payload) {
+      fail("truncated: the header declares " + what + " (" + std::to_string(payload) +
+           " bytes after the " + std::to_string(header) + "-byte header) but the file has " +
+           std::to_string(header + have) + " bytes" + where);
+    }
+    if (have > payload) {
+      fail(std::to_string(have - payload) + " trailing bytes" + (gzip_ ? " (after decompression)" : "") +
+           " after the " + what + " the header declares (expected " + std::to_string(payload) +
+           " bytes after the header)");
     }
   }
 
   // After the payload: nothing may follow, and a gzip stream must end cleanly
-  // (reading on makes zlib verify the CRC and length in the trailer).
+  // (reading on makes inflate verify the CRC and length in the trailer).
   void expect_end(const std::string& what) {
     char extra[64];
     const std::size_t got = read(extra, sizeof extra);
@@ -131,33 +153,106 @@ class IdxFile {
   }
 
  private:
-  [[noreturn]] void corrupt() {
-    int err = Z_OK;
-    const char* msg = gzerror(file_, &err);
-    if (err == Z_ERRNO) fail(std::string("read error: ") + std::strerror(errno));
-    if (err == Z_BUF_ERROR) {
-      fail("truncated gzip stream: " + std::string(msg != nullptr ? msg : "unexpected end") +
-           " after " + std::to_string(pos_) + " decompressed bytes");
+  std::size_t raw_read(unsigned char* dst, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::read(fd_, dst + done, std::min<std::size_t>(n - done, std::size_t{1} << 30));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        fail(std::string("read error: ") + std::strerror(errno));
+      }
+      if (got == 0) break;
+      done += static_cast<std::size_t>(got);
+      raw_pos_ += static_cast<std::uintmax_t>(got);
     }
-    fail(std::string("corrupt gzip data: ") + (msg != nullptr ? msg : "unknown zlib error") +
-         " (" + std::to_string(pos_) + " bytes decompressed)");
+    return done;
   }
 
-  // gzread returns 0 both at a clean end and when a gzip stream was cut off;
-  // gzerror tells them apart.
-  void check_clean_end() {
-    int err = Z_OK;
-    gzerror(file_, &err);
-    if (err != Z_OK) corrupt();
+  // Makes at least k compressed bytes available (fewer only at the end of the file).
+  std::size_t fill(std::size_t k) {
+    if (z_.avail_in >= k) return z_.avail_in;
+    std::size_t have = z_.avail_in;
+    if (have > 0) std::memmove(in_.data(), z_.next_in, have);
+    while (have < k) {
+      const std::size_t got = raw_read(in_.data() + have, in_.size() - have);
+      if (got == 0) break;
+      have += got;
+    }
+    z_.next_in = in_.data();
+    z_.avail_in = static_cast<uInt>(have);
+    return have;
+  }
+
+  std::size_t inflate_some(unsigned char* dst, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+      if (member_end_) {
+        // After a gzip member: the end of the file, or another member.
+        if (fill(2) == 0) break;
+        if (z_.avail_in < 2 || z_.next_in[0] != 0x1f || z_.next_in[1] != 0x8b) {
+          const std::uintmax_t rest = z_.avail_in + (bytes_ > raw_pos_ ? bytes_ - raw_pos_ : 0);
+          fail(std::to_string(rest) + " bytes of trailing garbage after the gzip stream (" +
+               std::to_string(pos_ + done) + " bytes decompressed)");
+        }
+        if (inflateReset(&z_) != Z_OK) fail("cannot reset zlib");
+        member_end_ = false;
+      }
+      if (z_.avail_in == 0) fill(1);
+      const uInt room = static_cast<uInt>(std::min<std::size_t>(n - done, std::size_t{1} << 30));
+      z_.next_out = dst + done;
+      z_.avail_out = room;
+      const int r = inflate(&z_, Z_NO_FLUSH);
+      done += room - z_.avail_out;
+      if (r == Z_STREAM_END) {
+        member_end_ = true;
+      } else if (r == Z_BUF_ERROR && z_.avail_in == 0) {
+        // No progress and no more input: the stream was cut off.
+        fail("truncated gzip stream: unexpected end of file after " + std::to_string(pos_ + done) +
+             " decompressed bytes");
+      } else if (r != Z_OK) {
+        fail(std::string("corrupt gzip data: ") + (z_.msg != nullptr ? z_.msg : "unknown zlib error") +
+             " (" + std::to_string(pos_ + done) + " bytes decompressed)");
+      }
+    }
+    return done;
+  }
+
+  void rewind() {
+    if (::lseek(fd_, 0, SEEK_SET) != 0) fail(std::string("cannot rewind: ") + std::strerror(errno));
+    raw_pos_ = 0;
+    pos_ = 0;
+    z_.avail_in = 0;
+    member_end_ = false;
+    if (inflateReset(&z_) != Z_OK) fail("cannot reset zlib");
   }
 
   std::string_view loader_;
   fs::path path_;
-  gzFile file_ = nullptr;
-  std::uintmax_t bytes_ = 0;
-  std::uintmax_t pos_ = 0;
+  int fd_ = -1;
+  z_stream z_{};
+  bool z_ready_ = false;
+  std::vector<unsigned char> in_;
+  bool member_end_ = false;
+  std::uintmax_t bytes_ = 0;    // the file's size
+  std::uintmax_t raw_pos_ = 0;  // bytes read from the file
+  std::uintmax_t pos_ = 0;      // bytes of IDX data read (after decompression)
   bool gzip_ = false;
 };
+
+// Every fault of a loader is a DataError naming the loader and the file: an
+// allocation or library failure too, never a foreign exception.
+template <class F>
+auto guarded(std::string_view loader, const fs::path& path, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const DataError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw DataError(std::string(loader) + ": " + path.string() + ": out of memory while loading it");
+  } catch (const std::exception& e) {
+    throw DataError(std::string(loader) + ": " + path.string() + ": " + e.what());
+  }
+}
 
 struct Header {
   std::uint32_t magic = 0;
@@ -201,9 +296,7 @@ Header read_header(IdxFile& file, int expected_dims, std::string_view kind) {
   return h;
 }
 
-}  // namespace
-
-IdxImages read_idx_images(const fs::path& path, const IdxImageOptions& options) {
+IdxImages read_images(const fs::path& path, const IdxImageOptions& options) {
   IdxFile file("read_idx_images", path);
   const Header h = read_header(file, 3, "images");
   const Index n = h.dims[0], rows = h.dims[1], cols = h.dims[2];
@@ -213,13 +306,15 @@ IdxImages read_idx_images(const fs::path& path, const IdxImageOptions& options) 
   }
   const std::string what = std::to_string(n) + " images of " + std::to_string(rows) + "x" +
                            std::to_string(cols);
-  // n, rows, cols < 2^31 each: rows * cols fits, and the product with n is
-  // checked by division before it is formed.
-  const std::uintmax_t pixels = static_cast<std::uintmax_t>(rows) * static_cast<std::uintmax_t>(cols);
-  if (n > 0 && pixels > std::numeric_limits<std::uintmax_t>::max() / static_cast<std::uintmax_t>(n)) {
-    file.fail("corrupt header: " + what + " is too large");
+  // n, rows, cols < 2^31 each; their product is formed with overflow checks
+  // and must fit a tensor (Index) as well as the file.
+  std::uint64_t pixels = 0, payload = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(cols), &pixels) ||
+      __builtin_mul_overflow(pixels, static_cast<std::uint64_t>(n), &payload) ||
+      payload > static_cast<std::uint64_t>(std::numeric_limits<Index>::max()) / sizeof(float)) {
+    file.fail("corrupt header: " + what + " is too large (more than 2^61 pixels)");
   }
-  file.check_declared_size(pixels * static_cast<std::uintmax_t>(n), what);
+  file.check_declared_size(payload, what);
 
   IdxImages out;
   out.rows = rows;
@@ -233,8 +328,8 @@ IdxImages read_idx_images(const fs::path& path, const IdxImageOptions& options) 
   }
   // Decompress and convert in slices: peak memory is the float tensor plus one
   // slice, not a second copy of the whole file.
-  std::vector<unsigned char> chunk(std::size_t{1} << 20);
   const Index total = out.images.size();
+  std::vector<unsigned char> chunk(static_cast<std::size_t>(std::min<Index>(total, Index{1} << 20)));
   float* dst = out.images.data();
   for (Index done = 0; done < total;) {
     const std::size_t k = static_cast<std::size_t>(
@@ -248,7 +343,7 @@ IdxImages read_idx_images(const fs::path& path, const IdxImageOptions& options) 
   return out;
 }
 
-std::vector<int> read_idx_labels(const fs::path& path) {
+std::vector<int> read_labels(const fs::path& path) {
   IdxFile file("read_idx_labels", path);
   const Header h = read_header(file, 1, "labels");
   const std::uintmax_t n = h.dims[0];
@@ -259,6 +354,17 @@ std::vector<int> read_idx_labels(const fs::path& path) {
   file.expect_end(what);
   return std::vector<int>(raw.begin(), raw.end());
 }
+
+}  // namespace
+
+IdxImages read_idx_images(const fs::path& path, const IdxImageOptions& options) {
+  return guarded("read_idx_images", path, [&] { return read_images(path, options); });
+}
+
+std::vector<int> read_idx_labels(const fs::path& path) {
+  return guarded("read_idx_labels", path, [&] { return read_labels(path); });
+}
+
 
 ImageSet load_idx(const fs::path& images, const fs::path& labels, const IdxImageOptions& options,
                   int num_classes) {
@@ -289,8 +395,9 @@ ImageSet load_idx_split(const fs::path& dir, std::string_view split,
       std::error_code ec;
       if (fs::is_regular_file(dir / name, ec)) return dir / name;
     }
+    std::error_code ec;
     throw DataError("load_idx_split: " + (dir / stem).string() + "[.gz]: no such file" +
-                    (fs::is_directory(dir) ? "" : " (the folder does not exist)"));
+                    (fs::is_directory(dir, ec) ? "" : " (the folder does not exist)"));
   };
   const std::string s(split);
   const fs::path images = find(s + "-images-idx3-ubyte");

@@ -1,10 +1,16 @@
 #include "experiments/common.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -27,15 +33,52 @@ fs::path results_root(const std::string& out_flag) {
   return fs::current_path() / "results";
 }
 
+namespace {
+
+constexpr const char* kLockFile = ".lock";
+
+// Whether the folder of a run is abandoned: its owner holds an flock on its
+// lock file for as long as it runs (the lock dies with the process, however
+// it ends). A folder without a lock file falls back to whether `pid` lives.
+bool abandoned(const fs::path& dir, pid_t pid) {
+  const int fd = ::open((dir / kLockFile).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ::kill(pid, 0) != 0 && errno == ESRCH;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return free;
+}
+
+// The pid in "<prefix><pid>", or -1.
+pid_t pid_suffix(const std::string& file, const std::string& prefix) {
+  if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) return -1;
+  const std::string digits = file.substr(prefix.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+}  // namespace
+
 ResultDir::ResultDir(const fs::path& root, const std::string& name) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) throw std::runtime_error("cannot create results folder '" + root.string() + "': " + ec.message());
   final_ = root / name;
-  work_ = root / ("." + name + ".partial-" + std::to_string(::getpid()));
+  const std::string partial = "." + name + ".partial-", old = "." + name + ".old-";
+  work_ = root / (partial + std::to_string(::getpid()));
+  // Folders left by runs that were killed (or by the fallback below) go now.
+  for (const fs::directory_entry& e : fs::directory_iterator(root, ec)) {
+    const std::string file = e.path().filename().string();
+    pid_t pid = pid_suffix(file, partial);
+    if (pid < 0) pid = pid_suffix(file, old);
+    if (pid > 0 && e.path() != work_ && abandoned(e.path(), pid)) fs::remove_all(e.path(), ec);
+  }
   fs::remove_all(work_, ec);
   fs::create_directories(work_, ec);
   if (ec) throw std::runtime_error("cannot create '" + work_.string() + "': " + ec.message());
+  lock_fd_ = ::open((work_ / kLockFile).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    throw std::runtime_error("cannot lock '" + work_.string() + "': " + std::strerror(errno));
+  }
 }
 
 ResultDir::~ResultDir() {
@@ -43,18 +86,41 @@ ResultDir::~ResultDir() {
     std::error_code ec;
     fs::remove_all(work_, ec);
   }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void ResultDir::commit() {
+  // The lock file is the only thing in the folder that is not a result.
   std::error_code ec;
-  // Move the old results aside first so the swap is two renames, then drop them.
-  fs::path old = final_.string() + ".old-" + std::to_string(::getpid());
-  if (fs::exists(final_)) fs::rename(final_, old, ec);
-  if (ec) throw std::runtime_error("cannot replace '" + final_.string() + "': " + ec.message());
-  fs::rename(work_, final_, ec);
-  if (ec) throw std::runtime_error("cannot move results to '" + final_.string() + "': " + ec.message());
+  fs::remove(work_ / kLockFile, ec);
+  // One atomic exchange: at every instant either the old or the new results
+  // are under the final name. The old ones are then under the partial name,
+  // hidden, and removed.
+  if (::renameat2(AT_FDCWD, work_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
+    committed_ = true;
+    fs::remove_all(work_, ec);
+    return;
+  }
+  const int err = errno;
+  if (err == ENOENT && ::rename(work_.c_str(), final_.c_str()) == 0) {  // no old results
+    committed_ = true;
+    return;
+  }
+  if (err != EINVAL && err != ENOSYS && err != ENOENT) {
+    throw std::runtime_error("cannot move results to '" + final_.string() + "': " + std::strerror(err));
+  }
+  // A file system without RENAME_EXCHANGE: two renames, the old results
+  // moved to a hidden name that the next run removes if this one dies here.
+  const fs::path old = final_.parent_path() / ("." + final_.filename().string() + ".old-" + std::to_string(::getpid()));
   fs::remove_all(old, ec);
+  if (::rename(final_.c_str(), old.c_str()) != 0 && errno != ENOENT) {
+    throw std::runtime_error("cannot replace '" + final_.string() + "': " + std::strerror(errno));
+  }
+  if (::rename(work_.c_str(), final_.c_str()) != 0) {
+    throw std::runtime_error("cannot move results to '" + final_.string() + "': " + std::strerror(errno));
+  }
   committed_ = true;
+  fs::remove_all(old, ec);
 }
 
 void write_file(const fs::path& path, const std::string& text) {
@@ -148,21 +214,148 @@ void finish(ResultDir& out, const Json& summary, const char* argv0, const std::s
   progress.line("results in " + out.final_path().string());
 }
 
+namespace {
+
+std::string g_format(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+std::string in_quotes(const std::string& text) { return "'" + text + "'"; }
+
+}  // namespace
+
+std::string check_finite(std::string& text, double lo, double hi, bool lo_open) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(begin, &end);
+  if (text.empty() || end != begin + text.size() || std::isspace(static_cast<unsigned char>(text[0]))) {
+    return in_quotes(text) + " is not a number";
+  }
+  if (!std::isfinite(v)) return in_quotes(text) + " is not a finite number";
+  if ((lo_open ? !(v > lo) : !(v >= lo)) || !(v <= hi)) {
+    return in_quotes(text) + " is outside " + (lo_open ? "(" : "[") + g_format(lo) + ", " + g_format(hi) + "]";
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  text = buf;
+  return "";
+}
+
+namespace {
+
+// Decimal digits only, optionally signed. kOverflow: the magnitude does not
+// fit 64 bits.
+enum class Decimal { kBad, kOk, kOverflow };
+Decimal parse_decimal(const std::string& text, bool& negative, std::uint64_t& magnitude) {
+  std::size_t i = 0;
+  negative = false;
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+  if (i == text.size()) return Decimal::kBad;
+  magnitude = 0;
+  bool overflow = false;
+  for (; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return Decimal::kBad;
+    const auto digit = static_cast<std::uint64_t>(text[i] - '0');
+    if (magnitude > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) overflow = true;
+    magnitude = magnitude * 10 + digit;
+  }
+  return overflow ? Decimal::kOverflow : Decimal::kOk;
+}
+
+}  // namespace
+
+std::string check_integer(std::string& text, std::int64_t lo, std::int64_t hi) {
+  bool negative;
+  std::uint64_t mag;
+  const Decimal d = parse_decimal(text, negative, mag);
+  if (d == Decimal::kBad) return in_quotes(text) + " is not an integer";
+  const std::string range = in_quotes(text) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  if (d == Decimal::kOverflow) return range;
+  const auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (mag > max + (negative ? 1 : 0)) return range;
+  const std::int64_t v = negative ? (mag == 0 ? 0 : -static_cast<std::int64_t>(mag - 1) - 1) : static_cast<std::int64_t>(mag);
+  if (v < lo || v > hi) return range;
+  text = std::to_string(v);
+  return "";
+}
+
+std::string check_uint64(std::string& text) {
+  bool negative;
+  std::uint64_t mag;
+  const Decimal d = parse_decimal(text, negative, mag);
+  if (d == Decimal::kBad) return in_quotes(text) + " is not an integer";
+  if (d == Decimal::kOverflow || (negative && mag != 0)) {
+    return in_quotes(text) + " is outside [0, " + std::to_string(std::numeric_limits<std::uint64_t>::max()) + "]";
+  }
+  text = std::to_string(mag);
+  return "";
+}
+
+CLI::Validator finite_in(double lo, double hi, bool lo_open) {
+  return CLI::Validator([=](std::string& t) { return check_finite(t, lo, hi, lo_open); },
+                        std::string("FLOAT in ") + (lo_open ? "(" : "[") + g_format(lo) + ", " + g_format(hi) + "]");
+}
+
+CLI::Validator positive_finite(double hi) { return finite_in(0, hi, true); }
+
+CLI::Validator integer_in(std::int64_t lo, std::int64_t hi) {
+  return CLI::Validator([=](std::string& t) { return check_integer(t, lo, hi); },
+                        "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+CLI::Validator any_uint64() {
+  return CLI::Validator([](std::string& t) { return check_uint64(t); }, "UINT64");
+}
+
+void check_lists(const CLI::App& app) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_delimiter() == '\0' || opt->count() == 0) continue;
+    const std::vector<std::string>& values = opt->results();
+    if (values.empty() || (values.size() == 1 && values[0].empty())) {
+      throw CLI::ValidationError(opt->get_name(), "the list is empty");
+    }
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (values[i] == values[j]) {
+          throw CLI::ValidationError(opt->get_name(), in_quotes(values[i]) + " is given twice");
+        }
+      }
+    }
+  }
+}
+
 void add_common_flags(CLI::App& app, CommonFlags& f) {
   app.add_option("--out", f.out, "Results folder (default: results/ in the workspace)");
   app.add_flag("--quiet", f.quiet, "No progress lines");
   app.add_flag("--no-plots", f.no_plots, "Skip the PNG figures (CSV and JSON only)");
-  app.add_option("--threads", f.threads, "Threads for large GEMMs and kernels")->check(CLI::Range(1, 256));
-  app.add_option("--seed", f.seed, "Base random seed");
+  app.add_option("--threads", f.threads, "Threads for large GEMMs and kernels")->transform(integer_in(1, 256));
+  app.add_option("--seed", f.seed, "Base random seed")->transform(any_uint64());
   app.add_option("--solver", f.solver, "ODE solver: euler, midpoint, rk4, bosh3, dopri5, tsit5")
       ->check(CLI::IsMember({"euler", "midpoint", "rk4", "bosh3", "dopri5", "tsit5"}));
-  app.add_option("--rtol", f.rtol, "Relative tolerance of adaptive solvers")->check(CLI::PositiveNumber);
-  app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->check(CLI::PositiveNumber);
+  app.add_option("--rtol", f.rtol, "Relative tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
+  app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
   app.add_option("--gradient", f.gradient, "Gradient method: backprop, adjoint, checkpoint")
       ->check(CLI::IsMember({"backprop", "adjoint", "checkpoint"}));
 }
 
 void apply_threads(const CommonFlags& f) { set_num_threads(f.threads); }
+
+std::vector<std::string> solver_flag_args(const CommonFlags& f) {
+  std::vector<std::string> args;
+  auto number = [](double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  if (!f.solver.empty()) args.insert(args.end(), {"--solver", f.solver});
+  if (f.rtol > 0) args.insert(args.end(), {"--rtol", number(f.rtol)});
+  if (f.atol > 0) args.insert(args.end(), {"--atol", number(f.atol)});
+  if (!f.gradient.empty()) args.insert(args.end(), {"--gradient", f.gradient});
+  return args;
+}
 
 void apply_solver_flags(const CommonFlags& f, ode::SolverOptions& s) {
   if (!f.solver.empty()) {
@@ -201,6 +394,7 @@ double stdev(const std::vector<double>& x) {
 int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& body) {
   try {
     app.parse(argc, argv);
+    check_lists(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

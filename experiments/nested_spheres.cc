@@ -245,17 +245,19 @@ int main(int argc, char** argv) {
   add_common_flags(app, flags.common);
   app.add_option("--scale", flags.scale, "report (the paper's setup) or tiny (a smoke test)")
       ->check(CLI::IsMember({"report", "tiny"}));
-  app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")->delimiter(',');
-  app.add_option("--points", flags.points, "Training points")->check(CLI::Range(2, 10000000));
-  app.add_option("--test-points", flags.test_points, "Test points")->check(CLI::Range(2, 10000000));
-  app.add_option("--epochs", flags.epochs, "Training epochs")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch", flags.batch, "Batch size")->check(CLI::PositiveNumber);
-  app.add_option("--lr", flags.lr, "Adam learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", flags.hidden, "Width of the two hidden layers")->check(CLI::PositiveNumber);
-  app.add_option("--grid", flags.grid, "Contour grid resolution per axis")->check(CLI::Range(2, 1000));
-  app.add_option("--dim", flags.dim, "Dimension d of the space")->check(CLI::Range(1, 1000));
+  app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")
+      ->delimiter(',')
+      ->transform(integer_in(0, 1000));
+  app.add_option("--points", flags.points, "Training points")->transform(integer_in(2, 10000000));
+  app.add_option("--test-points", flags.test_points, "Test points")->transform(integer_in(2, 10000000));
+  app.add_option("--epochs", flags.epochs, "Training epochs")->transform(integer_in(0, 1000000));
+  app.add_option("--batch", flags.batch, "Batch size")->transform(integer_in(1, 10000000));
+  app.add_option("--lr", flags.lr, "Adam learning rate")->transform(positive_finite(10));
+  app.add_option("--hidden", flags.hidden, "Width of the two hidden layers")->transform(integer_in(1, 4096));
+  app.add_option("--grid", flags.grid, "Contour grid resolution per axis")->transform(integer_in(2, 1000));
+  app.add_option("--dim", flags.dim, "Dimension d of the space")->transform(integer_in(1, 1000));
   app.add_option("--seeds", flags.seeds, "Initializations per model (figures show the first)")
-      ->check(CLI::Range(1, 1000));
+      ->transform(integer_in(1, 1000));
   return run_main(argc, argv, app, [&] {
     if (flags.scale == "tiny") {
       if (!app.count("--points")) flags.points = 256;

@@ -182,7 +182,7 @@ std::string gradient_section(const fs::path& root) {
     std::ifstream in(root / "gradient_methods" / ("tolerance_" + name + ".csv"));
     std::string line;
     std::getline(in, line);
-    md << "**" << name << "**, dopri5 tolerance sweep:\n\n| method | tolerance | error | ms | peak kB | NFE fwd | NFE bwd |\n"
+    md << "**" << name << "**, " << s["config"].value("adaptive_solver", "dopri5") << " tolerance sweep:\n\n| method | tolerance | error | ms | peak kB | NFE fwd | NFE bwd |\n"
        << "|---|---|---|---|---|---|---|\n";
     while (std::getline(in, line)) {
       std::stringstream ss(line);
@@ -212,6 +212,8 @@ void run_report(const Flags& flags, const char* argv0) {
   std::vector<std::string> common = {"--out", root.string(), "--threads", std::to_string(flags.common.threads),
                                      "--seed", std::to_string(flags.common.seed), "--scale", flags.scale};
   if (flags.common.quiet) common.push_back("--quiet");
+  // Every experiment takes the solver flags: passed on, never dropped.
+  for (std::string& a : solver_flag_args(flags.common)) common.push_back(std::move(a));
   if (flags.common.no_plots) common.push_back("--no-plots");
   auto wanted = [&](const std::string& e) {
     return flags.only.empty() || std::find(flags.only.begin(), flags.only.end(), e) != flags.only.end();

@@ -119,7 +119,11 @@ Run fit(const Flags& flags, const std::string& function, int p, const datasets::
     progress.line(buf);
   }
   tape.clear();
-  run.final_loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, &run.prediction).item();
+  {
+    // Evaluation only: nothing is recorded.
+    Tape<float>::NoGradGuard no_grad(tape);
+    run.final_loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, &run.prediction).item();
+  }
   run.seconds = clock.seconds();
   return run;
 }
@@ -198,17 +202,20 @@ int main(int argc, char** argv) {
   add_common_flags(app, flags.common);
   app.add_option("--scale", flags.scale, "report (the paper's setup) or tiny (a smoke test)")
       ->check(CLI::IsMember({"report", "tiny"}));
-  app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")->delimiter(',');
-  app.add_option("--adam-iters", flags.adam_iters, "Adam iterations");
-  app.add_option("--lbfgs-iters", flags.lbfgs_iters, "L-BFGS iterations after Adam (0: none)");
-  app.add_option("--lr", flags.lr, "Adam learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", flags.hidden, "Hidden width of the dynamics MLP")->check(CLI::PositiveNumber);
-  app.add_option("--points", flags.points, "Data points per function")->check(CLI::Range(2, 100000));
-  app.add_option("--noise", flags.noise, "Std of the Gaussian noise on y")->check(CLI::NonNegativeNumber);
+  app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")
+      ->delimiter(',')
+      ->transform(integer_in(0, 1000));
+  app.add_option("--adam-iters", flags.adam_iters, "Adam iterations")->transform(integer_in(0, 10000000));
+  app.add_option("--lbfgs-iters", flags.lbfgs_iters, "L-BFGS iterations after Adam (0: none)")
+      ->transform(integer_in(0, 1000000));
+  app.add_option("--lr", flags.lr, "Adam learning rate")->transform(positive_finite(10));
+  app.add_option("--hidden", flags.hidden, "Hidden width of the dynamics MLP")->transform(integer_in(1, 4096));
+  app.add_option("--points", flags.points, "Data points per function")->transform(integer_in(2, 100000));
+  app.add_option("--noise", flags.noise, "Std of the Gaussian noise on y")->transform(finite_in(0, 1000));
   app.add_option("--seeds", flags.seeds, "Initializations per model (figures show the first)")
-      ->check(CLI::Range(1, 1000));
+      ->transform(integer_in(1, 1000));
   app.add_option("--t-end", flags.t_end, "Time of the last data point (x runs over [0, 2 pi])")
-      ->check(CLI::PositiveNumber);
+      ->transform(positive_finite(1e6));
   app.add_option("--functions", flags.functions, "sin, sin_plus_x or both")
       ->check(CLI::IsMember({"sin", "sin_plus_x", "both"}));
   return run_main(argc, argv, app, [&] {

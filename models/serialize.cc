@@ -1,26 +1,33 @@
 #include "models/serialize.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
-#include <nlohmann/json.hpp>
+#include <new>
 
 namespace anode::models {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'N', 'O', 'D', 'E', 'P', 'R', 'M'};
+// Limits a reader enforces (and a writer respects) so that a file's size can
+// be bounded by the model's before the file is read into memory.
+constexpr std::uint64_t kMaxDescription = std::uint64_t{1} << 24;  // 16 MiB of JSON
+constexpr std::size_t kMaxName = std::size_t{1} << 20;
 
 class Writer {
  public:
   void bytes(const void* p, std::size_t n) {
-    const char* c = static_cast<const char*>(p);
-    buf_.insert(buf_.end(), c, c + n);
+    // resize + memcpy: GCC 12 flags vector::insert of a small array here
+    // with a false -Wstringop-overflow once inlined.
+    const std::size_t at = buf_.size();
+    buf_.resize(at + n);
+    if (n > 0) std::memcpy(buf_.data() + at, p, n);
   }
   template <class U>
   void value(U v) {
@@ -102,6 +109,19 @@ void write_atomically(const std::string& path, const std::vector<char>& data) {
 template <class T>
 void save_parameters(const std::string& path, const std::vector<Parameter<T>*>& params,
                      const std::string& description) {
+  // Nothing is written that load_parameters would refuse.
+  auto refuse = [&](const std::string& why) {
+    throw ModelFileError("parameter file '" + path + "': cannot save: " + why);
+  };
+  if (description.size() > kMaxDescription) refuse("the description exceeds 16 MiB");
+  for (const Parameter<T>* p : params) {
+    if (p->name().size() > kMaxName) refuse("a parameter name exceeds 1 MiB");
+    for (Index k = 0; k < p->size(); ++k) {
+      if (!std::isfinite(p->value()[k])) {
+        refuse("parameter '" + p->name() + "' holds a NaN or infinity at index " + std::to_string(k));
+      }
+    }
+  }
   Writer w;
   w.bytes(kMagic, sizeof(kMagic));
   w.value<std::uint32_t>(kParameterFormatVersion);
@@ -116,25 +136,74 @@ void save_parameters(const std::string& path, const std::vector<Parameter<T>*>& 
     w.bytes(p->value().data(), sizeof(T) * p->size());
   }
   std::vector<char>& buf = w.buffer();
-  const std::uint32_t crc = static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(buf.size())));
+  // crc32_z takes a size_t length (crc32's uInt would cover only the first
+  // 4 GiB of a larger file).
+  const auto crc = static_cast<std::uint32_t>(::crc32_z(0L, reinterpret_cast<const Bytef*>(buf.data()), buf.size()));
   w.value<std::uint32_t>(crc);
   write_atomically(path, buf);
 }
 
-template <class T>
-std::string load_parameters(const std::string& path, const std::vector<Parameter<T>*>& params,
-                            const std::string* expected_description) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelFileError("parameter file '" + path + "': cannot open: " + std::strerror(errno));
-  std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::size_t min_size = sizeof(kMagic) + 4 + 4 + 8 + 4 + 4;
-  if (data.size() < min_size) {
-    throw ModelFileError("parameter file '" + path + "': truncated (" + std::to_string(data.size()) +
-                         " bytes)");
+namespace {
+
+[[noreturn]] void file_error(const std::string& path, const std::string& fault) {
+  throw ModelFileError("parameter file '" + path + "': " + fault);
+}
+
+// The whole file, read through one descriptor: refused unless it is a regular
+// file (a FIFO is opened non-blocking and never read; /dev/zero would never
+// end), and unless it is at most `max_bytes` long (checked before allocating).
+std::vector<char> read_file(const std::string& path, std::uint64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) file_error(path, std::string("cannot open: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) file_error(path, std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    file_error(path, S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
   }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    file_error(path, "is " + std::to_string(size) + " bytes, more than a file of these parameters can be (" +
+                         std::to_string(max_bytes) + " bytes)");
+  }
+  std::vector<char> data(static_cast<std::size_t>(size));
+  std::size_t done = 0;
+  while (true) {
+    // One byte of room past the size tells a file that grew while read.
+    char extra;
+    char* dst = done < data.size() ? data.data() + done : &extra;
+    const std::size_t room = done < data.size() ? data.size() - done : 1;
+    const ssize_t got = ::read(fd, dst, room);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      file_error(path, std::string("read error: ") + std::strerror(errno));
+    }
+    if (got == 0) break;
+    if (done >= data.size()) file_error(path, "changed while it was read");
+    done += static_cast<std::size_t>(got);
+  }
+  data.resize(done);
+  return data;
+}
+
+template <class T>
+std::string load_parameters_unguarded(const std::string& path, const std::vector<Parameter<T>*>& params,
+                                      const std::string* expected_description) {
+  // The largest file these parameters can come from: the fixed fields, the
+  // longest description and names allowed, and the parameters' own data.
+  std::uint64_t max_bytes = sizeof(kMagic) + 4 + 4 + 8 + kMaxDescription + 4 + 4;
+  for (const Parameter<T>* p : params) {
+    max_bytes += 4 + kMaxName + 4 + 8 * static_cast<std::uint64_t>(p->shape().rank()) +
+                 sizeof(T) * static_cast<std::uint64_t>(p->size());
+  }
+  const std::vector<char> data = read_file(path, max_bytes);
+  const std::size_t min_size = sizeof(kMagic) + 4 + 4 + 8 + 4 + 4;
+  if (data.size() < min_size) file_error(path, "truncated (" + std::to_string(data.size()) + " bytes)");
   if (std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
-    throw ModelFileError("parameter file '" + path + "': not an anode parameter file (bad magic)");
+    file_error(path, "not an anode parameter file (bad magic)");
   }
   const std::size_t body = data.size() - 4;
   Reader r(path, data, body);
@@ -147,8 +216,7 @@ std::string load_parameters(const std::string& path, const std::vector<Parameter
   }
   std::uint32_t stored_crc;
   std::memcpy(&stored_crc, data.data() + body, 4);
-  const std::uint32_t crc = static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(body)));
+  const auto crc = static_cast<std::uint32_t>(::crc32_z(0L, reinterpret_cast<const Bytef*>(data.data()), body));
   if (crc != stored_crc) r.fail("checksum mismatch (the file is corrupted or truncated)");
   const auto scalar = r.value<std::uint32_t>("scalar type");
   if (scalar != sizeof(T)) {
@@ -156,9 +224,11 @@ std::string load_parameters(const std::string& path, const std::vector<Parameter
            " parameters, the model uses " + (sizeof(T) == 4 ? "float" : "double"));
   }
   const auto desc_len = r.value<std::uint64_t>("description length");
-  if (desc_len > body) r.fail("implausible description length");
-  std::string description(desc_len, '\0');
-  r.bytes(description.data(), desc_len, "description");
+  if (desc_len > kMaxDescription || desc_len > body - r.pos()) {
+    r.fail("implausible description length " + std::to_string(desc_len));
+  }
+  std::string description(static_cast<std::size_t>(desc_len), '\0');
+  r.bytes(description.data(), description.size(), "description");
   if (expected_description != nullptr && description != *expected_description) {
     r.fail("describes another model:\n  file:  " + description + "\n  model: " + *expected_description);
   }
@@ -171,22 +241,36 @@ std::string load_parameters(const std::string& path, const std::vector<Parameter
   std::vector<Tensor<T>> staged;
   staged.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    const std::string name = r.str("parameter name");
+    const std::string name = r.str("parameter name", kMaxName);
     if (name != params[i]->name()) {
       r.fail("parameter " + std::to_string(i) + " is '" + name + "', the model expects '" +
              params[i]->name() + "'");
     }
+    const Shape& want = params[i]->shape();
     const auto rank = r.value<std::uint32_t>("rank");
     if (rank > static_cast<std::uint32_t>(kMaxRank)) r.fail("parameter '" + name + "' has rank " + std::to_string(rank));
-    Index dims[kMaxRank];
-    for (std::uint32_t d = 0; d < rank; ++d) dims[d] = static_cast<Index>(r.value<std::uint64_t>("dimension"));
-    Shape shape(std::span<const Index>(dims, rank));
-    if (shape != params[i]->shape()) {
-      r.fail("parameter '" + name + "' has shape " + shape.str() + ", the model expects " +
-             params[i]->shape().str());
+    // The stored dimensions are compared as unsigned 64-bit numbers: no
+    // Shape is built from them (a value >= 2^63 is no valid size).
+    std::uint64_t dims[kMaxRank];
+    bool same = static_cast<int>(rank) == want.rank();
+    std::string shown = "[";
+    for (std::uint32_t d = 0; d < rank; ++d) {
+      dims[d] = r.value<std::uint64_t>("dimension");
+      shown += (d ? ", " : "") + std::to_string(dims[d]);
+      same = same && dims[d] == static_cast<std::uint64_t>(want[static_cast<int>(d)]);
     }
-    Tensor<T> t(shape);
-    r.bytes(t.data(), sizeof(T) * t.size(), "parameter values");
+    shown += "]";
+    if (!same) {
+      r.fail("parameter '" + name + "' has shape " + shown + ", the model expects " + want.str());
+    }
+    Tensor<T> t(want);
+    r.bytes(t.data(), sizeof(T) * static_cast<std::size_t>(t.size()), "parameter values");
+    for (Index k = 0; k < t.size(); ++k) {
+      if (!std::isfinite(t[k])) {
+        r.fail("parameter '" + name + "' holds " + (std::isnan(t[k]) ? "NaN" : "an infinity") + " at index " +
+               std::to_string(k));
+      }
+    }
     staged.push_back(std::move(t));
   }
   if (r.pos() != body) r.fail("has " + std::to_string(body - r.pos()) + " unexpected trailing bytes");
@@ -194,76 +278,21 @@ std::string load_parameters(const std::string& path, const std::vector<Parameter
   return description;
 }
 
-std::string config_to_json(const ModelConfig& c) {
-  nlohmann::ordered_json j;
-  j["input_dim"] = c.input_dim;
-  j["input_layer"] = c.input_layer;
-  j["feature_dim"] = c.feature_dim;
-  j["input_activation"] = activation_name(c.input_activation);
-  j["augmentation"] = augmentation_name(c.augmentation);
-  j["augment_dim"] = c.augment_dim;
-  j["order"] = c.order;
-  j["learned_velocity"] = c.learned_velocity;
-  j["position_only"] = c.position_only;
-  j["hidden"] = c.hidden;
-  j["hidden_activation"] = activation_name(c.hidden_activation);
-  j["final_activation"] = activation_name(c.final_activation);
-  j["time_dependent"] = c.time_dependent;
-  j["solver"] = {{"method", ode::method_name(c.solver.method)},
-                 {"rtol", c.solver.rtol},
-                 {"atol", c.solver.atol},
-                 {"steps", c.solver.steps},
-                 {"step_size", c.solver.step_size},
-                 {"gradient", ode::gradient_name(c.solver.gradient)}};
-  j["t_end"] = c.t_end;
-  j["time_noise"] = c.time_noise;
-  j["noise_at_eval"] = c.noise_at_eval;
-  j["readout_dim"] = c.readout_dim;
-  j["readout_block"] = c.readout_block;
-  j["output_dim"] = c.output_dim;
-  j["head"] = c.head == Head::kRegression ? "regression" : "classification";
-  j["init"] = c.init == Init::kGlorotUniform ? "glorot" : "pytorch";
-  j["seed"] = c.seed;
-  return j.dump();
-}
+}  // namespace
 
-ModelConfig config_from_json(const std::string& text) {
-  nlohmann::json j;
+// Every fault is a ModelFileError naming the file: an allocation or library
+// failure too, never a foreign exception.
+template <class T>
+std::string load_parameters(const std::string& path, const std::vector<Parameter<T>*>& params,
+                            const std::string* expected_description) {
   try {
-    j = nlohmann::json::parse(text);
-    ModelConfig c;
-    c.input_dim = j.at("input_dim");
-    c.input_layer = j.at("input_layer");
-    c.feature_dim = j.at("feature_dim");
-    c.input_activation = parse_activation(j.at("input_activation").get<std::string>());
-    c.augmentation = parse_augmentation(j.at("augmentation").get<std::string>());
-    c.augment_dim = j.at("augment_dim");
-    c.order = j.at("order");
-    c.learned_velocity = j.at("learned_velocity");
-    c.position_only = j.at("position_only");
-    c.hidden = j.at("hidden").get<std::vector<Index>>();
-    c.hidden_activation = parse_activation(j.at("hidden_activation").get<std::string>());
-    c.final_activation = parse_activation(j.at("final_activation").get<std::string>());
-    c.time_dependent = j.at("time_dependent");
-    const auto& s = j.at("solver");
-    c.solver.method = ode::parse_method(s.at("method").get<std::string>());
-    c.solver.rtol = s.at("rtol");
-    c.solver.atol = s.at("atol");
-    c.solver.steps = s.at("steps");
-    c.solver.step_size = s.at("step_size");
-    c.solver.gradient = ode::parse_gradient(s.at("gradient").get<std::string>());
-    c.t_end = j.at("t_end");
-    c.time_noise = j.at("time_noise");
-    c.noise_at_eval = j.at("noise_at_eval");
-    c.readout_dim = j.at("readout_dim");
-    c.readout_block = j.at("readout_block");
-    c.output_dim = j.at("output_dim");
-    c.head = j.at("head").get<std::string>() == "regression" ? Head::kRegression : Head::kClassification;
-    c.init = j.at("init").get<std::string>() == "glorot" ? Init::kGlorotUniform : Init::kPytorch;
-    c.seed = j.at("seed");
-    return c;
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(std::string("model configuration JSON: ") + e.what());
+    return load_parameters_unguarded(path, params, expected_description);
+  } catch (const ModelFileError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    file_error(path, "out of memory while loading it");
+  } catch (const std::exception& e) {
+    file_error(path, e.what());
   }
 }
 

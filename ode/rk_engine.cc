@@ -46,9 +46,14 @@ void RkEngine<T>::fail(T t, const std::string& cause) const {
 }
 
 template <class T>
-void RkEngine<T>::eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) {
+bool RkEngine<T>::eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) {
   ++*counters_.nfe;
   sys_.eval(t, y, dy);
+  // Checked where computed: a NaN in a stage with a zero weight (or one used
+  // only for dense output) would otherwise never reach the state.
+  bool finite = true;
+  for (int p = 0; p < pieces_; ++p) finite = finite && kernels::all_finite(dy[p].data(), dy[p].size());
+  return finite;
 }
 
 template <class T>
@@ -76,28 +81,30 @@ void RkEngine<T>::combine(std::span<const Var<T>> y, T h, const double* coeff, i
 }
 
 template <class T>
-void RkEngine<T>::trial(T t, T h, std::span<const Var<T>> y, std::span<Var<T>> k,
+bool RkEngine<T>::trial(T t, T h, std::span<const Var<T>> y, std::span<Var<T>> k,
                         std::span<Var<T>> y1) {
   const int P = pieces_, S = tab_.stages;
   std::array<Var<T>, kMaxPieces> ys;
+  bool finite = true;
   for (int s = 1; s < S; ++s) {
     combine(y, h, tab_.a[s], s, k, std::span<Var<T>>(ys.data(), P));
     if (tab_.fsal && s == S - 1) {
       // The last stage's input is the new state (a[S-1] == b).
       for (int p = 0; p < P; ++p) y1[p] = ys[p];
     }
-    eval(t + static_cast<T>(tab_.c[s]) * h, std::span<const Var<T>>(ys.data(), P),
-         k.subspan(s * P, P));
+    finite = eval(t + static_cast<T>(tab_.c[s]) * h, std::span<const Var<T>>(ys.data(), P),
+                  k.subspan(s * P, P)) && finite;
   }
   if (!tab_.fsal) combine(y, h, tab_.b, S, k, y1);
-  if (S == 1 && !tab_.fsal) return;
+  for (int p = 0; p < P; ++p) finite = finite && kernels::all_finite(y1[p].data(), y1[p].size());
+  return finite;
 }
 
 template <class T>
 void RkEngine<T>::step(T t, T h, std::span<const Var<T>> y, std::span<Var<T>> k,
                        std::span<Var<T>> y1) {
-  eval(t, y, k.subspan(0, pieces_));
-  trial(t, h, y, k, y1);
+  const bool finite = eval(t, y, k.subspan(0, pieces_));
+  if (!trial(t, h, y, k, y1) || !finite) fail(t, "a stage or the new state is NaN or Inf");
 }
 
 template <class T>
@@ -106,10 +113,17 @@ void RkEngine<T>::interpolate(T t, T h, double theta, std::span<const Var<T>> y,
                               std::span<Var<T>> f1, bool& f1_ready, std::span<Var<T>> out) {
   DenseWeights w = dense_weights(tab_, theta);
   if (w.w_f1 != 0.0 && !f1_ready) {
-    eval(t + h, y1, f1);
+    if (!eval(t + h, y1, f1)) {
+      fail(t + h, "f(t, y) at the end of the step, needed for the dense output, is NaN or Inf");
+    }
     f1_ready = true;
   }
   combine(y, h, w.w, tab_.stages, k, out, w.w_f1 != 0.0 ? f1.data() : nullptr, w.w_f1);
+  for (int p = 0; p < pieces_; ++p) {
+    if (!kernels::all_finite(out[p].data(), out[p].size())) {
+      fail(t, "the dense output inside the step is NaN or Inf");
+    }
+  }
 }
 
 // The mixed norm of torchdiffeq: the largest of the pieces' RMS norms, so a
@@ -144,7 +158,10 @@ double RkEngine<T>::error_norm(std::span<const Var<T>> y0, std::span<const Var<T
       sum += (err / sc) * (err / sc);
     }
     const double rms = std::sqrt(sum / static_cast<double>(n));
-    if (!(rms <= worst)) worst = rms;  // keeps NaN
+    // NaN in any piece is the result (a comparison would let a later finite
+    // piece replace it).
+    if (std::isnan(rms)) return rms;
+    worst = std::max(worst, rms);
   }
   return worst;
 }
@@ -162,7 +179,8 @@ double RkEngine<T>::scaled_norm(std::span<const Var<T>> x, std::span<const Var<T
       sum += (static_cast<double>(v[i]) / sc) * (static_cast<double>(v[i]) / sc);
     }
     const double rms = std::sqrt(sum / static_cast<double>(x[p].size()));
-    if (!(rms <= worst)) worst = rms;
+    if (std::isnan(rms)) return rms;  // as in error_norm
+    worst = std::max(worst, rms);
   }
   return worst;
 }
@@ -177,21 +195,29 @@ T RkEngine<T>::initial_step(T t0, T t1, std::span<const Var<T>> y0, std::span<co
   const double d0 = scaled_norm(y0, y0), d1 = scaled_norm(f0, y0);
   double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   h0 = std::min(h0, span);
-  double d2;
+  double d2 = 0;
+  bool probe_finite;
   {
     typename Tape<T>::Scope scope(tape_);
     typename Tape<T>::NoGradGuard no_grad(tape_);
     std::array<Var<T>, kMaxPieces> y1, f1, diff;
     const double unit[1] = {1.0};
     combine(y0, static_cast<T>(dir * h0), unit, 1, f0, std::span<Var<T>>(y1.data(), P));
-    eval(t0 + static_cast<T>(dir * h0), std::span<const Var<T>>(y1.data(), P),
-         std::span<Var<T>>(f1.data(), P));
-    for (int p = 0; p < P; ++p) diff[p] = sub(f1[p], f0[p]);
-    d2 = scaled_norm(std::span<const Var<T>>(diff.data(), P), y0) / h0;
+    probe_finite = eval(t0 + static_cast<T>(dir * h0), std::span<const Var<T>>(y1.data(), P),
+                        std::span<Var<T>>(f1.data(), P));
+    if (probe_finite) {
+      for (int p = 0; p < P; ++p) diff[p] = sub(f1[p], f0[p]);
+      d2 = scaled_norm(std::span<const Var<T>>(diff.data(), P), y0) / h0;
+    }
   }
-  const double dm = std::max(d1, d2);
-  double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / (tab_.order + 1));
-  double h = std::min({100 * h0, h1, span});
+  double h;
+  if (!probe_finite) {
+    h = 0.1 * h0;  // f is NaN or Inf a step h0 ahead: start well below it
+  } else {
+    const double dm = std::max(d1, d2);
+    double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / (tab_.order + 1));
+    h = std::min({100 * h0, h1, span});
+  }
   if (!std::isfinite(h) || h <= 0) h = span * 1e-3;
   // The absolute floors above assume double and unit time scales: keep the
   // first step well above the underflow limit (which is relative to t).
@@ -248,15 +274,18 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
   // First derivative: needed by the automatic first step, and the first
   // stage of the first step.
   auto first_derivative = [&](T t) {
+    bool finite;
     if (flat) {
       typename Tape<T>::Scope scope(tape_);
       std::array<Var<T>, kMaxPieces> yv, kv;
       bind(std::span<Var<T>>(yv.data(), P), cur);
-      eval(t, std::span<const Var<T>>(yv.data(), P), std::span<Var<T>>(kv.data(), P));
+      finite = eval(t, std::span<const Var<T>>(yv.data(), P), std::span<Var<T>>(kv.data(), P));
       copy_into(std::span<const Var<T>>(kv.data(), P), carry);
     } else {
-      eval(t, ys(), std::span<Var<T>>(k1.data(), P));
+      finite = eval(t, ys(), std::span<Var<T>>(k1.data(), P));
     }
+    // No step size can help: f at the initial state itself is not finite.
+    if (!finite) fail(t, "f(t, y) at the initial state is NaN or Inf");
     have_k1 = true;
   };
 
@@ -271,15 +300,35 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
   if (!tab_.adaptive() && !ctl_.fixed()) {
     fail(t0, "a fixed-step method needs steps > 0 or step_size > 0");
   }
+  if (ctl_.max_steps < 1) fail(t0, "max_steps must be >= 1, got " + std::to_string(ctl_.max_steps));
   Index nsteps = 0;
   T h;
   if (fixed) {
-    if (ctl_.steps > 0) {
-      nsteps = ctl_.steps;
-    } else {
-      nsteps = std::max<Index>(1, static_cast<Index>(std::ceil(static_cast<double>(span) / ctl_.step_size - 1e-9)));
+    // The count is formed in double and checked against max_steps before any
+    // cast (a tiny step_size would overflow Index), so a fixed-step solve is
+    // capped like an adaptive one.
+    const double count = ctl_.steps > 0
+                             ? static_cast<double>(ctl_.steps)
+                             : std::max(1.0, std::ceil(static_cast<double>(span) / ctl_.step_size - 1e-9));
+    if (!(count <= static_cast<double>(ctl_.max_steps))) {
+      std::ostringstream m;
+      m.precision(6);
+      m << "the fixed steps (";
+      if (ctl_.steps > 0) {
+        m << ctl_.steps;
+      } else {
+        m << count << ", from step_size " << ctl_.step_size << " over " << span;
+      }
+      m << ") exceed max_steps (" << ctl_.max_steps << ")";
+      fail(t0, m.str());
     }
+    nsteps = static_cast<Index>(count);
     h = (t1 - t0) / static_cast<T>(nsteps);
+    if (!(std::abs(h) >= 4 * std::numeric_limits<T>::epsilon() * std::max(std::abs(t0), std::abs(t1)))) {
+      std::ostringstream m;
+      m << "a fixed step of " << std::abs(h) << " is below the resolution of t";
+      fail(t0, m.str());
+    }
   } else {
     first_derivative(t0);
     if (ctl_.first_step > 0) {
@@ -339,7 +388,9 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
         bind(std::span<Var<T>>(yb.data(), P), cur);
         yv = std::span<const Var<T>>(yb.data(), P);
       }
-      // Stage 1: carried (FSAL, or the first step), else evaluated now.
+      // Stage 1: carried (FSAL, or the first step; checked when computed),
+      // else evaluated now.
+      bool finite = true;
       if (have_k1) {
         if (flat) {
           bind(std::span<Var<T>>(k.data(), P), carry);
@@ -347,20 +398,19 @@ void RkEngine<T>::integrate(T t0, T t1, std::span<const Var<T>> y0, std::span<co
           for (int p = 0; p < P; ++p) k[p] = k1[p];
         }
       } else {
-        eval(t, yv, std::span<Var<T>>(k.data(), P));
+        finite = eval(t, yv, std::span<Var<T>>(k.data(), P));
       }
-      trial(t, h, yv, std::span<Var<T>>(k.data(), S * P), std::span<Var<T>>(y_new.data(), P));
+      finite = trial(t, h, yv, std::span<Var<T>>(k.data(), S * P), std::span<Var<T>>(y_new.data(), P)) &&
+               finite;
 
       double err = 0;
       if (fixed) {
-        for (int p = 0; p < P; ++p) {
-          if (!kernels::all_finite(y_new[p].data(), y_new[p].size())) {
-            fail(t, "the state became NaN or Inf (try a smaller step)");
-          }
-        }
+        if (!finite) fail(t, "a stage or the state became NaN or Inf (try a smaller step)");
       } else {
-        err = error_norm(yv, std::span<const Var<T>>(y_new.data(), P),
-                         std::span<const Var<T>>(k.data(), S * P), h);
+        // A non-finite stage rejects the step even when its error weight is 0.
+        err = finite ? error_norm(yv, std::span<const Var<T>>(y_new.data(), P),
+                                  std::span<const Var<T>>(k.data(), S * P), h)
+                     : std::numeric_limits<double>::quiet_NaN();
         if (!(err <= 1.0)) {  // rejected (also when err is NaN); the scope rewinds it
           ++*counters_.rejected;
           nonfinite = !std::isfinite(err);

@@ -95,9 +95,11 @@ class RkEngine {
   static constexpr int kMaxPieces = 64;
 
  private:
-  void eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy);
-  // The stages after the first (k[0..pieces) holds f(t, y)) and the new state.
-  void trial(T t, T h, std::span<const Var<T>> y, std::span<Var<T>> k, std::span<Var<T>> y1);
+  // dy = f(t, y); whether every element of dy is finite.
+  bool eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy);
+  // The stages after the first (k[0..pieces) holds f(t, y)) and the new state;
+  // whether those stages and the new state are all finite.
+  bool trial(T t, T h, std::span<const Var<T>> y, std::span<Var<T>> k, std::span<Var<T>> y1);
   // y + h * sum_j coeff[j] * k_j over the stages with nonzero coefficients.
   void combine(std::span<const Var<T>> y, T h, const double* coeff, int nstages,
                std::span<const Var<T>> k, std::span<Var<T>> out, const Var<T>* f1 = nullptr,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -82,27 +83,53 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
   }
   const Tableau& tab = tableau(o.method);
   const bool fixed = o.steps > 0 || o.step_size > 0 || !tab.adaptive();
-  if (o.steps < 0 || o.step_size < 0 || !std::isfinite(o.step_size)) {
-    fail(t0, "steps and step_size must be >= 0");
-  }
+  // NaN is never a meaningful setting, used or not: every comparison below is
+  // written so that NaN fails it, and infinities are refused where a finite
+  // number is meant.
+  auto out_of_range = [&](const char* name, double v, const char* need) {
+    std::ostringstream m;
+    m.precision(6);
+    m << name << " must be " << need << ", got " << v;
+    fail(t0, m.str());
+  };
+  auto finite_at_least = [&](const char* name, double v, double lo, bool strict, const char* need) {
+    if (!std::isfinite(v) || (strict ? !(v > lo) : !(v >= lo))) out_of_range(name, v, need);
+  };
+  if (o.steps < 0) fail(t0, "steps must be >= 0, got " + std::to_string(o.steps));
+  finite_at_least("step_size", o.step_size, 0, false, "finite and >= 0");
   if (!tab.adaptive() && o.steps == 0 && o.step_size == 0) {
     fail(t0, "a fixed-step method needs steps > 0 or step_size > 0");
   }
-  if (!fixed) {
-    if (!(o.rtol > 0) || !(o.atol > 0)) {
+  // Fixed-step solves are capped too (steps, or span / step_size).
+  if (o.max_steps < 1) fail(t0, "max_steps must be >= 1, got " + std::to_string(o.max_steps));
+  if (times.size() - 1 > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    fail(t0, "too many output times (" + std::to_string(times.size() - 1) + ")");
+  }
+  if (!fixed || std::isnan(o.rtol) || std::isnan(o.atol)) {
+    if (!(o.rtol > 0) || !(o.atol > 0) || !std::isfinite(o.rtol) || !std::isfinite(o.atol)) {
       std::ostringstream m;
-      m << "rtol and atol must be > 0 (got rtol = " << o.rtol << ", atol = " << o.atol << ")";
+      m << "rtol and atol must be finite and > 0 (got rtol = " << o.rtol << ", atol = " << o.atol << ")";
       fail(t0, m.str());
     }
-    if (o.max_steps < 1) fail(t0, "max_steps must be >= 1, got " + std::to_string(o.max_steps));
-    if (!(o.safety > 0 && o.safety <= 1) || !(o.min_factor > 0 && o.min_factor < 1) ||
-        !(o.max_factor > 1) || o.first_step < 0 || o.min_step < 0) {
-      fail(t0, "controller settings out of range (need 0 < safety <= 1, 0 < min_factor < 1 < "
-               "max_factor, first_step >= 0, min_step >= 0)");
-    }
   }
-  if (o.gradient == Gradient::kAdjoint && (o.adjoint_rtol < 0 || o.adjoint_atol < 0)) {
-    fail(t0, "adjoint_rtol and adjoint_atol must be >= 0 (0: use rtol and atol)");
+  finite_at_least("first_step", o.first_step, 0, false, "finite and >= 0 (0: automatic)");
+  finite_at_least("min_step", o.min_step, 0, false, "finite and >= 0");
+  if (!(o.safety > 0 && o.safety <= 1)) out_of_range("safety", o.safety, "in (0, 1]");
+  if (!(o.min_factor > 0 && o.min_factor < 1)) out_of_range("min_factor", o.min_factor, "in (0, 1)");
+  finite_at_least("max_factor", o.max_factor, 1, true, "finite and > 1");
+  // The PI controller needs a positive exponent on the current error
+  // (a = 1/k - 0.75 beta, k as in the engine), else errors grow the step.
+  const double k = std::min(tab.order, std::max(tab.error_order, 1)) + 1;
+  const double beta_max = 1.0 / (0.75 * k);
+  if (!(o.pi_beta >= 0 && o.pi_beta < beta_max)) {
+    std::ostringstream need;
+    need.precision(4);
+    need << "in [0, " << beta_max << ") for " << tab.name;
+    out_of_range("pi_beta", o.pi_beta, need.str().c_str());
+  }
+  if (o.gradient == Gradient::kAdjoint || std::isnan(o.adjoint_rtol) || std::isnan(o.adjoint_atol)) {
+    finite_at_least("adjoint_rtol", o.adjoint_rtol, 0, false, "finite and >= 0 (0: use rtol and atol)");
+    finite_at_least("adjoint_atol", o.adjoint_atol, 0, false, "finite and >= 0 (0: use rtol and atol)");
   }
   if (o.gradient == Gradient::kCheckpoint && (o.checkpoint_states < 0 || o.checkpoint_states == 1)) {
     fail(t0, "checkpoint_states must be 0 (keep all) or >= 2, got " + std::to_string(o.checkpoint_states));

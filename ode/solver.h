@@ -62,7 +62,9 @@ struct SolverOptions {
   /// Adaptive: smallest allowed |step| (0: 1e-12 * |t_K - t_0|). Going below it
   /// is a SolverError.
   double min_step = 0;
-  /// Adaptive: most steps (accepted + rejected) per solve.
+  /// Most steps per solve: accepted + rejected for adaptive methods, the
+  /// step count (steps, or the span over step_size) for fixed steps; a solve
+  /// that needs more is a SolverError, never a hang.
   int max_steps = 100000;
   /// PI step-size controller: h_new = h * clamp(safety * err^-a * err_prev^b)
   /// with a = 1/k - 0.75 b, k = error order + 1; factors clamped to

@@ -31,6 +31,21 @@ if [[ $name == nested_spheres ]]; then
   grep -q '"seeds": *2' "$out/seeds/$name/summary.json" || { echo "FAIL: seeds not recorded"; exit 1; }
 fi
 
+# A killed run leaves only its hidden partial folder, which the next run
+# removes (kill -9: no destructor runs).
+if [[ $name == nested_spheres ]]; then
+  killed="$TEST_TMPDIR/killed"
+  "$bin" --scale tiny --epochs 50 --no-plots --quiet --out "$killed" &
+  pid=$!
+  for _ in $(seq 50); do ls -a "$killed" 2>/dev/null | grep -q partial && break; sleep 0.1; done
+  kill -9 "$pid"; wait "$pid" || true
+  ls -a "$killed" | grep -q "partial-$pid" || { echo "FAIL: the killed run had no partial folder"; exit 1; }
+  [[ ! -e "$killed/$name" ]] || { echo "FAIL: a killed run left results"; exit 1; }
+  "$bin" --scale tiny --epochs 0 --augment 0 --no-plots --quiet --out "$killed"
+  if ls -a "$killed" | grep -q partial; then echo "FAIL: the stale partial folder was not removed"; ls -a "$killed"; exit 1; fi
+  [[ -f "$killed/$name/summary.json" ]] || { echo "FAIL: no results after the rerun"; exit 1; }
+fi
+
 # Bad flags: a clear message, a non-zero exit, nothing written.
 bad="$TEST_TMPDIR/bad"
 if "$bin" --scale tiny --out "$bad" --solver nosuch >"$TEST_TMPDIR/err.txt" 2>&1; then
@@ -45,13 +60,57 @@ case "$name" in
     if "$bin" --scale tiny --out "$bad" --augment=-1 --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
       echo "FAIL: p < 0 was accepted"; exit 1
     fi
-    grep -q "p must be >= 0" "$TEST_TMPDIR/err.txt" || { echo "FAIL: p < 0 message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    grep -q -- "--augment: '-1' is outside" "$TEST_TMPDIR/err.txt" || { echo "FAIL: p < 0 message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
     ;;
   mnist)
     if "$bin" --scale tiny --out "$bad" --mnist-dir /nonexistent --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
       echo "FAIL: a missing data folder was accepted"; exit 1
     fi
     grep -q "/nonexistent" "$TEST_TMPDIR/err.txt" || { echo "FAIL: missing-data message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    ;;
+esac
+# A NaN tolerance is refused (it used to be dropped for the default).
+if "$bin" --scale tiny --out "$bad" --rtol nan >"$TEST_TMPDIR/err.txt" 2>&1; then
+  echo "FAIL: --rtol nan was accepted"; exit 1
+fi
+grep -q -- "--rtol" "$TEST_TMPDIR/err.txt" || { echo "FAIL: --rtol nan message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+case "$name" in
+  mnist)
+    # IDX files with valid headers and no images: a clear error, no results
+    # (0 training images crashed; 0 test images gave a null accuracy).
+    idx="$TEST_TMPDIR/idx"
+    mkdir -p "$idx"
+    images() { printf '\x00\x00\x08\x03'; printf "$1"; printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; }
+    labels() { printf '\x00\x00\x08\x01'; printf "$1"; }
+    for split in train t10k; do
+      images '\x00\x00\x00\x00' >"$idx/$split-images-idx3-ubyte"
+      labels '\x00\x00\x00\x00' >"$idx/$split-labels-idx1-ubyte"
+    done
+    if "$bin" --scale tiny --out "$bad" --idx-dir "$idx" --no-plots --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: an empty training split was accepted"; exit 1
+    fi
+    grep -q "training split holds no images" "$TEST_TMPDIR/err.txt" || { echo "FAIL: empty training split message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    # Training images, but no test images.
+    { images '\x00\x00\x00\x02'; head -c 1568 /dev/zero; } >"$idx/train-images-idx3-ubyte"
+    { labels '\x00\x00\x00\x02'; printf '\x01\x02'; } >"$idx/train-labels-idx1-ubyte"
+    if "$bin" --scale tiny --out "$bad" --idx-dir "$idx" --no-plots --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: an empty test split was accepted"; exit 1
+    fi
+    grep -q "test split (t10k) holds no images" "$TEST_TMPDIR/err.txt" || { echo "FAIL: empty test split message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    if "$bin" --scale tiny --out "$bad" --conv-filters 8 >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: --conv-filters without --conv was accepted (and ignored)"; exit 1
+    fi
+    ;;
+  gradient_methods)
+    # The solver flags are applied: only the chosen gradient method is
+    # measured, with the chosen solvers.
+    "$bin" --scale tiny --models spheres --gradient adjoint --solver tsit5 --no-plots --quiet --out "$out/flags"
+    csv="$out/flags/$name/tolerance_spheres_anode_p5.csv"
+    if cut -d, -f1 "$csv" | tail -n +2 | grep -qv '^adjoint$'; then echo "FAIL: --gradient not applied"; cat "$csv"; exit 1; fi
+    grep -q '"adaptive_solver": "tsit5"' "$out/flags/$name/summary.json" || { echo "FAIL: --solver not applied"; exit 1; }
+    if "$bin" --scale tiny --out "$bad" --tolerances inf >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: --tolerances inf was accepted"; exit 1
+    fi
     ;;
 esac
 if [[ -e "$bad/$name" ]] || ls -a "$bad" 2>/dev/null | grep -q partial; then
