@@ -31,11 +31,15 @@
 // GCC 12 flags the intrinsics' own `__m512 __Y = __Y` (_mm512_undefined_ps)
 // as (maybe-)uninitialized once the transposes below inline them; the state
 // that matters is the one in force where the intrinsics header is read.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include "autodiff/thread_pool.h"
 
