@@ -58,6 +58,15 @@ TEST(Allocation, MlpTrainingStepWithAdam) {
   EXPECT_EQ(allocations_in_steady_state(step), 0);
 }
 
+TEST(Allocation, AdamWAndRmspropSteps) {
+  Parameter<float> w("w", Tensor<float>(Shape{64, 16}, 0.5f)), b("b", Tensor<float>(Shape{64}));
+  AdamW<float> adamw({&w, &b});
+  Rmsprop<float> rmsprop({&w, &b}, {.momentum = 0.9, .centered = true});
+  for (float& g : w.grad()) g = 0.25f;
+  EXPECT_EQ(allocations_in_steady_state([&] { adamw.step(); }), 0);
+  EXPECT_EQ(allocations_in_steady_state([&] { rmsprop.step(); }), 0);
+}
+
 TEST(Allocation, ClassifierStepWithSoftmaxCrossEntropy) {
   Parameter<float> w("w", Tensor<float>(Shape{10, 32}, 0.01f));
   Sgd<float> sgd({&w}, {.lr = 0.1, .momentum = 0.9});
