@@ -12,9 +12,12 @@
 
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
+#include "tests/support/expect_error.h"
 
 namespace anode {
 namespace {
+
+using testing::expect_error;
 
 template <class T>
 Parameter<T> make_param(const char* name, std::initializer_list<T> values) {
@@ -32,20 +35,6 @@ void set_grad(Parameter<T>& p, std::initializer_list<double> g) {
 template <class T>
 double tol(double scale) {
   return (std::is_same_v<T, float> ? 2e-6 : 1e-14) * std::max(1.0, std::abs(scale));
-}
-
-// Expects a ValueError whose message contains every fragment.
-template <class F>
-void expect_value_error(F&& f, std::initializer_list<const char*> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no ValueError thrown; expected one mentioning " << *fragments.begin();
-  } catch (const ValueError& e) {
-    std::string what = e.what();
-    for (const char* frag : fragments) {
-      EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
-    }
-  }
 }
 
 // ---- Test problems -------------------------------------------------------------
@@ -120,68 +109,68 @@ TYPED_TEST_SUITE(OptimTyped, Scalars);
 TEST(Optim, BadOptionsThrowValueErrorNamingOptionAndValue) {
   Parameter<double> p = make_param<double>("p", {1.0, 2.0});
   std::vector<Parameter<double>*> ps{&p};
-  expect_value_error([&] { Sgd<double>(ps, {.lr = 0}); }, {"Sgd", "lr", "0"});
-  expect_value_error([&] { Sgd<double>(ps, {.lr = -0.5}); }, {"lr", "-0.5"});
-  expect_value_error([&] { Sgd<double>(ps, {.lr = std::nan("")}); }, {"lr", "nan"});
-  expect_value_error([&] { Sgd<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
-  expect_value_error([&] { Sgd<double>(ps, {.dampening = 1.5}); }, {"dampening", "1.5"});
-  expect_value_error([&] { Sgd<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
-  expect_value_error([&] { Sgd<double>(ps, {.nesterov = true}); }, {"momentum", "nesterov"});
-  expect_value_error(
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = 0}); }, {"Sgd", "lr", "0"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = -0.5}); }, {"lr", "-0.5"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = std::nan("")}); }, {"lr", "nan"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.dampening = 1.5}); }, {"dampening", "1.5"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.nesterov = true}); }, {"momentum", "nesterov"});
+  expect_error<ValueError>(
       [&] { Sgd<double>(ps, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); },
       {"dampening", "0.1", "nesterov"});
 
-  expect_value_error([&] { Adam<double>(ps, {.lr = 0}); }, {"Adam", "lr", "0"});
-  expect_value_error([&] { Adam<double>(ps, {.beta1 = 1.0}); }, {"beta1", "1", "[0, 1)"});
-  expect_value_error([&] { Adam<double>(ps, {.beta1 = -0.1}); }, {"beta1", "-0.1"});
-  expect_value_error([&] { Adam<double>(ps, {.beta2 = 1.5}); }, {"beta2", "1.5"});
-  expect_value_error([&] { Adam<double>(ps, {.eps = 0}); }, {"eps", "0"});
-  expect_value_error([&] { Adam<double>(ps, {.weight_decay = -2}); }, {"weight_decay", "-2"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.lr = 0}); }, {"Adam", "lr", "0"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta1 = 1.0}); }, {"beta1", "1", "[0, 1)"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta1 = -0.1}); }, {"beta1", "-0.1"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta2 = 1.5}); }, {"beta2", "1.5"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.eps = 0}); }, {"eps", "0"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.weight_decay = -2}); }, {"weight_decay", "-2"});
 
-  expect_value_error([&] { AdamW<double>(ps, {.lr = -1}); }, {"AdamW", "lr", "-1"});
-  expect_value_error([&] { AdamW<double>(ps, {.beta1 = 1.0}); }, {"AdamW", "beta1", "[0, 1)"});
-  expect_value_error([&] { AdamW<double>(ps, {.beta2 = -0.5}); }, {"beta2", "-0.5"});
-  expect_value_error([&] { AdamW<double>(ps, {.eps = 0}); }, {"AdamW", "eps", "0"});
-  expect_value_error([&] { AdamW<double>(ps, {.weight_decay = std::nan("")}); },
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.lr = -1}); }, {"AdamW", "lr", "-1"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.beta1 = 1.0}); }, {"AdamW", "beta1", "[0, 1)"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.beta2 = -0.5}); }, {"beta2", "-0.5"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.eps = 0}); }, {"AdamW", "eps", "0"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.weight_decay = std::nan("")}); },
                      {"AdamW", "weight_decay", "nan"});
 
-  expect_value_error([&] { Rmsprop<double>(ps, {.lr = 0}); }, {"Rmsprop", "lr", "0"});
-  expect_value_error([&] { Rmsprop<double>(ps, {.alpha = 1.0}); }, {"Rmsprop", "alpha", "[0, 1)"});
-  expect_value_error([&] { Rmsprop<double>(ps, {.alpha = -0.1}); }, {"alpha", "-0.1"});
-  expect_value_error([&] { Rmsprop<double>(ps, {.eps = -1e-8}); }, {"eps", "-1e-08"});
-  expect_value_error([&] { Rmsprop<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
-  expect_value_error([&] { Rmsprop<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.lr = 0}); }, {"Rmsprop", "lr", "0"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.alpha = 1.0}); }, {"Rmsprop", "alpha", "[0, 1)"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.alpha = -0.1}); }, {"alpha", "-0.1"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.eps = -1e-8}); }, {"eps", "-1e-08"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
 
-  expect_value_error([&] { Lbfgs<double>(ps, {.history_size = 0}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.history_size = 0}); },
                      {"Lbfgs", "history_size", "0"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.max_iterations = 0}); }, {"max_iterations"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.max_evaluations = -3}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.max_iterations = 0}); }, {"max_iterations"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.max_evaluations = -3}); },
                      {"max_evaluations", "-3"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.grad_tolerance = -1}); }, {"grad_tolerance"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.loss_tolerance = -1}); }, {"loss_tolerance"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.grad_tolerance = -1}); }, {"grad_tolerance"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.loss_tolerance = -1}); }, {"loss_tolerance"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0}}); },
                      {"line_search.c1", "0"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0.5, .c2 = 0.4}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0.5, .c2 = 0.4}}); },
                      {"line_search.c2", "0.4"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c2 = 1.0}}); }, {"line_search.c2"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.max_evaluations = 0}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c2 = 1.0}}); }, {"line_search.c2"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.max_evaluations = 0}}); },
                      {"line_search.max_evaluations"});
 
   auto phi = [](double t) { return LinePoint{t * t - t, 2 * t - 1}; };
-  expect_value_error([&] { strong_wolfe_line_search(phi, 0.0, -1.0, 0.0); }, {"t_init", "0"});
+  expect_error<ValueError>([&] { strong_wolfe_line_search(phi, 0.0, -1.0, 0.0); }, {"t_init", "0"});
 }
 
 TEST(Optim, BadParameterListsThrow) {
   Parameter<float> p = make_param<float>("weight", {1.0f});
-  expect_value_error([] { Sgd<float>({}, {}); }, {"Sgd", "empty"});
-  expect_value_error([] { Adam<float>({}, {}); }, {"Adam", "empty"});
-  expect_value_error([] { Lbfgs<float>({}, {}); }, {"Lbfgs", "empty"});
-  expect_value_error([] { AdamW<float>({}, {}); }, {"AdamW", "empty"});
-  expect_value_error([] { Rmsprop<float>({}, {}); }, {"Rmsprop", "empty"});
-  expect_value_error([&] { Rmsprop<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
-  expect_value_error([&] { Adam<float>({&p, nullptr}, {}); }, {"parameter 1", "null"});
-  expect_value_error([&] { Sgd<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
-  expect_value_error([&] { Lbfgs<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([] { Sgd<float>({}, {}); }, {"Sgd", "empty"});
+  expect_error<ValueError>([] { Adam<float>({}, {}); }, {"Adam", "empty"});
+  expect_error<ValueError>([] { Lbfgs<float>({}, {}); }, {"Lbfgs", "empty"});
+  expect_error<ValueError>([] { AdamW<float>({}, {}); }, {"AdamW", "empty"});
+  expect_error<ValueError>([] { Rmsprop<float>({}, {}); }, {"Rmsprop", "empty"});
+  expect_error<ValueError>([&] { Rmsprop<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([&] { Adam<float>({&p, nullptr}, {}); }, {"parameter 1", "null"});
+  expect_error<ValueError>([&] { Sgd<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([&] { Lbfgs<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
 }
 
 TEST(Optim, LearningRateIsReadableAndSettable) {
@@ -196,8 +185,8 @@ TEST(Optim, LearningRateIsReadableAndSettable) {
     EXPECT_EQ(o->lr(), 0.25);
     o->set_lr(0);  // a schedule may anneal to zero
     EXPECT_EQ(o->lr(), 0);
-    expect_value_error([&] { o->set_lr(-1); }, {"set_lr", "lr", "-1"});
-    expect_value_error([&] { o->set_lr(std::numeric_limits<double>::infinity()); }, {"inf"});
+    expect_error<ValueError>([&] { o->set_lr(-1); }, {"set_lr", "lr", "-1"});
+    expect_error<ValueError>([&] { o->set_lr(std::numeric_limits<double>::infinity()); }, {"inf"});
   }
   EXPECT_EQ(adam.options().lr, 0);
   // lr = 0 leaves SGD parameters in place.
