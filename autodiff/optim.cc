@@ -187,32 +187,36 @@ void Adam<T>::set_lr(double lr) {
   options_.lr = lr;
 }
 
+namespace {
+
+// One Adam / AdamW step over every parameter (torch/optim/adam.py and
+// adamw.py, single-tensor path); t is the step number after the increment.
 template <class T>
-void Adam<T>::step() {
-  const AdamOptions& o = options_;
-  const double t = static_cast<double>(++this->step_count_);
+void adam_update(const std::vector<Parameter<T>*>& params, std::vector<Tensor<T>>& m_state,
+                 std::vector<Tensor<T>>& v_state, double t, double lr, double beta1,
+                 double beta2, double eps_d, double weight_decay, bool decoupled_decay) {
   // Scalars exactly as torch/optim/adam.py computes them in Python floats.
-  const double bias1 = 1 - std::pow(o.beta1, t);
-  const double bias2 = 1 - std::pow(o.beta2, t);
-  const T neg_step = static_cast<T>(-(o.lr / bias1));
+  const double bias1 = 1 - std::pow(beta1, t);
+  const double bias2 = 1 - std::pow(beta2, t);
+  const T neg_step = static_cast<T>(-(lr / bias1));
   const T bias2_sqrt = static_cast<T>(std::sqrt(bias2));
-  const T w1 = static_cast<T>(1 - o.beta1);  // lerp weight
-  const T b2 = static_cast<T>(o.beta2);
-  const T c2 = static_cast<T>(1 - o.beta2);
-  const T eps = static_cast<T>(o.eps);
-  const T wd = static_cast<T>(o.weight_decay);
-  const bool coupled = o.weight_decay != 0 && !o.decoupled_weight_decay;
-  const bool decoupled = o.weight_decay != 0 && o.decoupled_weight_decay;
-  const T decay = static_cast<T>(1 - o.lr * o.weight_decay);
+  const T w1 = static_cast<T>(1 - beta1);  // lerp weight
+  const T b2 = static_cast<T>(beta2);
+  const T c2 = static_cast<T>(1 - beta2);
+  const T eps = static_cast<T>(eps_d);
+  const T wd = static_cast<T>(weight_decay);
+  const bool coupled = weight_decay != 0 && !decoupled_decay;
+  const bool decoupled = weight_decay != 0 && decoupled_decay;
+  const T decay = static_cast<T>(1 - lr * weight_decay);
   // at::lerp switches formula at weight 0.5 for accuracy; follow it.
   const bool small_w = w1 < T(0.5);
   const T one_minus_w1 = T(1) - w1;
-  for (std::size_t k = 0; k < this->params_.size(); ++k) {
-    Parameter<T>& p = *this->params_[k];
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    Parameter<T>& p = *params[k];
     T* x = p.value().data();
     const T* g = p.grad().data();
-    T* m = m_[k].data();
-    T* v = v_[k].data();
+    T* m = m_state[k].data();
+    T* v = v_state[k].data();
     const Index n = p.size();
     // One fused pass over the parameter in PyTorch's order of operations:
     // grad.add(param, wd); exp_avg.lerp_; exp_avg_sq.mul_(b2).addcmul_;
@@ -225,6 +229,120 @@ void Adam<T>::step() {
       v[i] = v[i] + c2 * gi * gi;
       const T denom = std::sqrt(v[i]) / bias2_sqrt + eps;
       x[i] = x[i] + neg_step * m[i] / denom;
+    }
+  }
+}
+
+template <class T>
+void allocate_like(const std::vector<Parameter<T>*>& params, std::vector<Tensor<T>>& state) {
+  state.reserve(params.size());
+  for (Parameter<T>* p : params) state.emplace_back(p->shape());
+}
+
+}  // namespace
+
+template <class T>
+void Adam<T>::step() {
+  const AdamOptions& o = options_;
+  const double t = static_cast<double>(++this->step_count_);
+  adam_update(this->params_, m_, v_, t, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
+              o.decoupled_weight_decay);
+}
+
+// ---- AdamW --------------------------------------------------------------------------
+
+template <class T>
+AdamW<T>::AdamW(std::vector<Parameter<T>*> params, const AdamWOptions& options)
+    : Optimizer<T>(std::move(params), "AdamW"), options_(options) {
+  const AdamWOptions& o = options_;
+  check_lr("AdamW", o.lr, false);
+  require(o.beta1 >= 0 && o.beta1 < 1, "AdamW", "beta1", o.beta1, "in [0, 1)");
+  require(o.beta2 >= 0 && o.beta2 < 1, "AdamW", "beta2", o.beta2, "in [0, 1)");
+  require(o.eps > 0 && std::isfinite(o.eps), "AdamW", "eps", o.eps, "finite and > 0");
+  require(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "AdamW", "weight_decay",
+          o.weight_decay, "finite and >= 0");
+  allocate_like(this->params_, m_);
+  allocate_like(this->params_, v_);
+}
+
+template <class T>
+void AdamW<T>::set_lr(double lr) {
+  check_lr("AdamW::set_lr", lr, true);
+  options_.lr = lr;
+}
+
+template <class T>
+void AdamW<T>::step() {
+  const AdamWOptions& o = options_;
+  const double t = static_cast<double>(++this->step_count_);
+  adam_update(this->params_, m_, v_, t, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, true);
+}
+
+// ---- RMSprop ------------------------------------------------------------------------
+
+template <class T>
+Rmsprop<T>::Rmsprop(std::vector<Parameter<T>*> params, const RmspropOptions& options)
+    : Optimizer<T>(std::move(params), "Rmsprop"), options_(options) {
+  const RmspropOptions& o = options_;
+  check_lr("Rmsprop", o.lr, false);
+  require(o.alpha >= 0 && o.alpha < 1, "Rmsprop", "alpha", o.alpha, "in [0, 1)");
+  require(o.eps > 0 && std::isfinite(o.eps), "Rmsprop", "eps", o.eps, "finite and > 0");
+  require(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "Rmsprop", "weight_decay",
+          o.weight_decay, "finite and >= 0");
+  require(o.momentum >= 0 && o.momentum < 1, "Rmsprop", "momentum", o.momentum, "in [0, 1)");
+  allocate_like(this->params_, square_avg_);
+  if (o.centered) allocate_like(this->params_, grad_avg_);
+  if (o.momentum > 0) allocate_like(this->params_, momentum_);
+}
+
+template <class T>
+void Rmsprop<T>::set_lr(double lr) {
+  check_lr("Rmsprop::set_lr", lr, true);
+  options_.lr = lr;
+}
+
+template <class T>
+void Rmsprop<T>::step() {
+  const RmspropOptions& o = options_;
+  ++this->step_count_;
+  const T neg_lr = static_cast<T>(-o.lr);
+  const T alpha = static_cast<T>(o.alpha);
+  const T c = static_cast<T>(1 - o.alpha);
+  const T eps = static_cast<T>(o.eps);
+  const T wd = static_cast<T>(o.weight_decay);
+  const T mu = static_cast<T>(o.momentum);
+  const bool decay = o.weight_decay != 0;
+  const bool centered = o.centered;
+  const bool momentum = o.momentum > 0;
+  for (std::size_t k = 0; k < this->params_.size(); ++k) {
+    Parameter<T>& p = *this->params_[k];
+    T* x = p.value().data();
+    const T* g = p.grad().data();
+    T* v = square_avg_[k].data();
+    T* gm = centered ? grad_avg_[k].data() : nullptr;
+    T* b = momentum ? momentum_[k].data() : nullptr;
+    const Index n = p.size();
+    // One fused pass in torch/optim/rmsprop.py's order of operations
+    // (square_avg.mul_(alpha).addcmul_; grad_avg.lerp_; avg.add_(eps);
+    // buf.mul_(mu).addcdiv_; param.add_ / addcdiv_). The flags are
+    // loop-invariant; -O3 unswitches them.
+    for (Index i = 0; i < n; ++i) {
+      const T gi = decay ? g[i] + wd * x[i] : g[i];
+      v[i] = v[i] * alpha;
+      v[i] = v[i] + c * gi * gi;
+      T avg;
+      if (centered) {
+        gm[i] = gm[i] + c * (gi - gm[i]);
+        avg = std::sqrt(std::max(v[i] - gm[i] * gm[i], T(0))) + eps;
+      } else {
+        avg = std::sqrt(v[i]) + eps;
+      }
+      if (momentum) {
+        b[i] = b[i] * mu + gi / avg;
+        x[i] = x[i] + neg_lr * b[i];
+      } else {
+        x[i] = x[i] + neg_lr * gi / avg;
+      }
     }
   }
 }
@@ -621,6 +739,10 @@ template class Sgd<float>;
 template class Sgd<double>;
 template class Adam<float>;
 template class Adam<double>;
+template class AdamW<float>;
+template class AdamW<double>;
+template class Rmsprop<float>;
+template class Rmsprop<double>;
 template class Lbfgs<float>;
 template class Lbfgs<double>;
 

@@ -1,8 +1,9 @@
 #ifndef ANODE_AUTODIFF_OPTIM_H_
 #define ANODE_AUTODIFF_OPTIM_H_
 
-// Optimizers over Parameters: SGD (momentum, Nesterov, weight decay), Adam
-// (PyTorch's update, term for term) and L-BFGS with a strong-Wolfe line search.
+// Optimizers over Parameters: SGD (momentum, Nesterov, weight decay), Adam and
+// AdamW, RMSprop (PyTorch's updates, term for term) and L-BFGS with a
+// strong-Wolfe line search.
 //
 //   Adam<float> adam(model.params(), {.lr = 1e-3});
 //   for (...) {
@@ -40,7 +41,8 @@ namespace anode {
 
 // ---- First-order optimizers ---------------------------------------------------
 
-/// Common interface of the gradient-step optimizers (Sgd, Adam), for training
+/// Common interface of the gradient-step optimizers (Sgd, Adam, AdamW,
+/// RMSprop), for training
 /// loops and learning-rate schedules.
 ///
 /// Non-finite values: step() does no finiteness checks. As in PyTorch, a NaN
@@ -165,6 +167,99 @@ class Adam final : public Optimizer<T> {
   AdamOptions options_;
   std::vector<Tensor<T>> m_;  // first moments, one per parameter
   std::vector<Tensor<T>> v_;  // second moments
+};
+
+/// Options of AdamW; the defaults are PyTorch's torch.optim.AdamW (note the
+/// weight decay of 1e-2, where Adam's is 0).
+struct AdamWOptions {
+  /// Learning rate, > 0.
+  double lr = 1e-3;
+  /// Decay of the first moment, in [0, 1).
+  double beta1 = 0.9;
+  /// Decay of the second moment, in [0, 1).
+  double beta2 = 0.999;
+  /// Added to the bias-corrected sqrt of the second moment, > 0.
+  double eps = 1e-8;
+  /// Decoupled weight decay (Loshchilov & Hutter 2019), finite and >= 0.
+  double weight_decay = 1e-2;
+};
+
+/// AdamW with exactly the update of PyTorch's torch.optim.AdamW (amsgrad off):
+/// Adam without the L2 term in the gradient, the parameter instead shrunk by
+/// lr * wd before the Adam step (the decay is "decoupled" from the moments,
+/// so it is not rescaled by 1 / sqrt(v)). With t = step_count() after the
+/// increment:
+///   p *= 1 - lr * wd
+///   m  = lerp(m, grad, 1 - beta1)
+///   v  = beta2 v + (1 - beta2) grad^2
+///   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// The same as Adam with decoupled_weight_decay = true; set_lr() changes the
+/// decay with the learning rate, as in PyTorch.
+template <class T>
+class AdamW final : public Optimizer<T> {
+ public:
+  /// ValueError naming the option and its value for bad options, and for an
+  /// empty, null-containing or duplicated parameter list.
+  AdamW(std::vector<Parameter<T>*> params, const AdamWOptions& options = {});
+
+  void step() override;
+  double lr() const override { return options_.lr; }
+  void set_lr(double lr) override;
+  const AdamWOptions& options() const { return options_; }
+
+ private:
+  AdamWOptions options_;
+  std::vector<Tensor<T>> m_;  // first moments, one per parameter
+  std::vector<Tensor<T>> v_;  // second moments
+};
+
+/// Options of RMSprop; the defaults are PyTorch's torch.optim.RMSprop.
+struct RmspropOptions {
+  /// Learning rate, > 0.
+  double lr = 1e-2;
+  /// Smoothing constant of the squared-gradient average, in [0, 1).
+  double alpha = 0.99;
+  /// Added to the root-mean-square, > 0 (0 would make a parameter whose
+  /// gradient is always zero NaN).
+  double eps = 1e-8;
+  /// L2 penalty: wd * p is added to the gradient. Finite and >= 0.
+  double weight_decay = 0;
+  /// Momentum factor mu, in [0, 1); 0 disables the momentum buffer.
+  double momentum = 0;
+  /// Divide by an estimate of the gradient's variance (Graves 2013) instead of
+  /// its raw second moment.
+  bool centered = false;
+};
+
+/// RMSprop (Hinton's lecture 6e) with exactly the update of PyTorch's
+/// torch.optim.RMSprop:
+///   g   = grad + wd * p
+///   v   = alpha v + (1 - alpha) g^2
+///   avg = sqrt(v) + eps,  or if centered:  gm = alpha gm + (1 - alpha) g,
+///         avg = sqrt(v - gm^2) + eps
+///   b = mu b + g / avg,  p -= lr * b     (momentum > 0)
+///   p -= lr * g / avg                     (otherwise)
+/// v, gm and b start at 0; there is no bias correction, so early steps are
+/// large (|step| up to lr / sqrt(1 - alpha) = 10 lr at the default alpha).
+/// Where rounding makes v - gm^2 negative (it is >= 0 in exact arithmetic),
+/// it is taken as 0 instead of PyTorch's NaN.
+template <class T>
+class Rmsprop final : public Optimizer<T> {
+ public:
+  /// ValueError naming the option and its value for bad options, and for an
+  /// empty, null-containing or duplicated parameter list.
+  Rmsprop(std::vector<Parameter<T>*> params, const RmspropOptions& options = {});
+
+  void step() override;
+  double lr() const override { return options_.lr; }
+  void set_lr(double lr) override;
+  const RmspropOptions& options() const { return options_; }
+
+ private:
+  RmspropOptions options_;
+  std::vector<Tensor<T>> square_avg_;  // v, one per parameter
+  std::vector<Tensor<T>> grad_avg_;    // gm; empty unless centered
+  std::vector<Tensor<T>> momentum_;    // b; empty unless momentum > 0
 };
 
 // ---- Line search ----------------------------------------------------------------
@@ -360,6 +455,10 @@ extern template class Sgd<float>;
 extern template class Sgd<double>;
 extern template class Adam<float>;
 extern template class Adam<double>;
+extern template class AdamW<float>;
+extern template class AdamW<double>;
+extern template class Rmsprop<float>;
+extern template class Rmsprop<double>;
 extern template class Lbfgs<float>;
 extern template class Lbfgs<double>;
 

@@ -17,13 +17,6 @@ T Var<T>::item() const {
 }
 
 template <class T>
-Tape<T>& current_tape() {
-  Tape<T>* t = detail::t_current_tape<T>;
-  if (t == nullptr) throw ValueError("current_tape: no tape is current on this thread (use TapeGuard)");
-  return *t;
-}
-
-template <class T>
 Tape<T>::Tape(std::size_t arena_bytes) : arena_(arena_bytes) {
   slots_.reserve(1024);
   nodes_.reserve(1024);
@@ -287,7 +280,5 @@ template class Var<float>;
 template class Var<double>;
 template class Tape<float>;
 template class Tape<double>;
-template Tape<float>& current_tape<float>();
-template Tape<double>& current_tape<double>();
 
 }  // namespace anode

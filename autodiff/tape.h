@@ -358,32 +358,6 @@ class Tape {
 extern template class Tape<float>;
 extern template class Tape<double>;
 
-// ---- Thread-local current tape -------------------------------------------
-
-namespace detail {
-template <class T>
-inline thread_local Tape<T>* t_current_tape = nullptr;
-}  // namespace detail
-
-/// The tape made current on this thread by a TapeGuard (ValueError if none).
-template <class T>
-Tape<T>& current_tape();
-
-/// RAII: makes `tape` this thread's current tape; restores the previous one.
-template <class T>
-class TapeGuard {
- public:
-  explicit TapeGuard(Tape<T>& tape) : previous_(detail::t_current_tape<T>) {
-    detail::t_current_tape<T> = &tape;
-  }
-  ~TapeGuard() { detail::t_current_tape<T> = previous_; }
-  TapeGuard(const TapeGuard&) = delete;
-  TapeGuard& operator=(const TapeGuard&) = delete;
-
- private:
-  Tape<T>* previous_;
-};
-
 // ---- Var inline members ----------------------------------------------------
 
 template <class T>

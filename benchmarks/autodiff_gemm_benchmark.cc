@@ -22,12 +22,16 @@
 // GCC 12 flags the intrinsics' own `__m512 __Y = __Y` (_mm512_undefined_ps)
 // as (maybe-)uninitialized once Eigen's AVX-512 transposes inline them here;
 // the state that matters is the one where the intrinsics header is read.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <Eigen/Core>
 #include <xsimd/xsimd.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include "autodiff/gemm.h"
 #include "autodiff/tensor.h"

@@ -56,7 +56,7 @@ Var<float> trajectory_loss(models::MlpDynamics<float>& f, Tape<float>& tape, Ind
   const Index n = points.shape()[0];
   Var<float> xy = slice_last(reshape(hs, Shape{n, dim}), 0, 2);
   if (prediction) *prediction = xy.to_tensor();
-  return scale(sum(square(sub(xy, tape.constant(points.view())))), 1.0f);
+  return sum(square(sub(xy, tape.constant(points.view()))));
 }
 
 Run fit(const Flags& flags, const std::string& function, int p, const datasets::Curve<float>& curve,

@@ -106,15 +106,11 @@ class AnodeModel : public Module<T> {
   Var<T> last_state_;
 };
 
-/// Loss of a model output: MSE for regression heads (targets [batch, out]),
-/// mean softmax cross-entropy for classification heads (integer labels).
+/// Loss of a regression head's output: MSE against targets [batch, out].
+/// (Classification heads use softmax_cross_entropy(logits, labels).)
 template <class T>
 Var<T> regression_loss(Var<T> out, Var<T> targets) {
   return mse(out, targets);
-}
-template <class T>
-Var<T> classification_loss(Var<T> logits, std::span<const int> labels) {
-  return softmax_cross_entropy(logits, labels);
 }
 
 /// Number of rows whose largest logit is at the label.

@@ -5,13 +5,17 @@
 //
 //   ode::SolverOptions opt;                 // dopri5, rtol 1e-3, atol 1e-6
 //   opt.gradient = ode::Gradient::kAdjoint;
-//   const float times[] = {0.0f, 1.0f};
-//   Var<float> h1 = ode::odeint<float>(dynamics, h0, times, opt, &stats);
+//   Var<float> h1 = ode::odeint(dynamics, h0, {0.0, 1.0}, opt, &stats);
+//   std::vector<float> ts = {0, 0.5, 1};   // or an array, std::array, std::span
+//   Var<float> hs = ode::odeint(dynamics, h0, ts, opt);   // [2, ...]
 
+#include <concepts>
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "autodiff/tape.h"
 #include "ode/dynamics.h"
@@ -112,6 +116,25 @@ struct SolveStats {
 template <class T>
 Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& options,
               SolveStats* stats = nullptr);
+
+/// As above, with the times in any contiguous container of T (std::vector,
+/// std::array, a C array), T deduced from f and h0: `odeint(f, h0, ts, opt)`.
+/// The times are copied; the container need not outlive the call.
+template <class T, class Times>
+  requires std::convertible_to<const Times&, std::span<const T>> &&
+           (!std::same_as<std::remove_cvref_t<Times>, std::span<const T>>)
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, const Times& times, const SolverOptions& options,
+              SolveStats* stats = nullptr) {
+  return odeint<T>(f, h0, std::span<const T>(times), options, stats);
+}
+
+/// As above, with the times written in place: `odeint(f, h0, {0.0, 1.0}, opt)`
+/// (double literals are fine for a float solve).
+template <class T>
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::initializer_list<std::type_identity_t<T>> times,
+              const SolverOptions& options, SolveStats* stats = nullptr) {
+  return odeint<T>(f, h0, std::span<const T>(times.begin(), times.size()), options, stats);
+}
 
 /// As above for one interval [t0, t1], with the end time a Var: d(loss)/dt1
 /// = <a(t1), f(t1, h(t1))> flows to it. Requires the adjoint method (the

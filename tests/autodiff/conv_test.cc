@@ -20,6 +20,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/thread_pool.h"
 #include "tests/autodiff/allocation_counter.h"
+#include "tests/support/expect_error.h"
 
 namespace anode {
 namespace {
@@ -326,19 +327,7 @@ TEST(ConvMemory, SteadyStateMakesNoHeapAllocation) {
 
 // ---- Errors name the op and the shapes -------------------------------------------------
 
-template <class E, class F>
-void expect_error(F f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      EXPECT_NE(msg.find(frag), std::string::npos)
-          << "message '" << msg << "' lacks '" << frag << "'";
-    }
-  }
-}
+using testing::expect_error;
 
 TEST(ConvErrors, Shapes) {
   Tape<float> t;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autodiff/grad_check.h"
+#include "tests/support/expect_error.h"
 
 namespace anode {
 namespace {
@@ -463,18 +464,7 @@ TEST(OpsForward, ScalarOperatorsWithDoubleLiteralsOnFloat) {
 
 // ---- Errors name the op and the shapes or values -------------------------------------
 
-template <class E, class F>
-void expect_error(F f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      EXPECT_NE(msg.find(frag), std::string::npos) << "message '" << msg << "' lacks '" << frag << "'";
-    }
-  }
-}
+using testing::expect_error;
 
 TEST(OpsErrors, BroadcastMismatch) {
   Tape<float> t;

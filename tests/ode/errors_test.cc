@@ -7,24 +7,12 @@
 
 #include "ode/solver.h"
 #include "test_dynamics.h"
+#include "tests/support/expect_error.h"
 
 namespace anode::ode {
 namespace {
 
-template <class F>
-std::string solver_error(F f) {
-  try {
-    f();
-  } catch (const SolverError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no SolverError";
-  return "";
-}
-
-void expect_contains(const std::string& msg, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << msg << "' lacks '" << p << "'";
-}
+using anode::testing::expect_error;
 
 struct Fixture {
   FunctionDynamics<double> decay{[](double, Var<double> h) { return scale(h, -1.0); }};
@@ -38,25 +26,25 @@ TEST(SolverErrors, BadTolerances) {
   const double times[] = {0.0, 1.0};
   SolverOptions o;
   o.rtol = 0;
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }),
-                  {"dopri5", "t = 0", "rtol", "> 0"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); },
+      {"dopri5", "t = 0", "rtol", "> 0"});
   o.rtol = 1e-3;
   o.atol = -1;
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"atol = -1"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"atol = -1"});
 }
 
 TEST(SolverErrors, NonMonotoneTimes) {
   Fixture fx;
   SolverOptions o;
   const double same[] = {0.0, 0.5, 0.5};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, same, o); }),
-                  {"strictly increasing", "times[2] = 0.5", "times[1] = 0.5"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, same, o); },
+      {"strictly increasing", "times[2] = 0.5", "times[1] = 0.5"});
   const double zigzag[] = {0.0, 1.0, 0.5};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, zigzag, o); }), {"times[2]"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, zigzag, o); }, {"times[2]"});
   const double one[] = {0.0};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, one, o); }), {"at least two"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, one, o); }, {"at least two"});
   const double nan[] = {0.0, std::numeric_limits<double>::quiet_NaN()};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, nan, o); }), {"not finite"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, nan, o); }, {"not finite"});
 }
 
 TEST(SolverErrors, FixedStepMethodWithoutSteps) {
@@ -64,7 +52,7 @@ TEST(SolverErrors, FixedStepMethodWithoutSteps) {
   SolverOptions o;
   o.method = Method::kRk4;
   const double times[] = {0.0, 1.0};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"rk4", "steps"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"rk4", "steps"});
 }
 
 TEST(SolverErrors, CheckpointBudgetOfOneState) {
@@ -73,10 +61,10 @@ TEST(SolverErrors, CheckpointBudgetOfOneState) {
   o.gradient = Gradient::kCheckpoint;
   o.checkpoint_states = 1;
   const double times[] = {0.0, 1.0};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }),
-                  {"dopri5", "checkpoint_states", "got 1"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); },
+      {"dopri5", "checkpoint_states", "got 1"});
   o.checkpoint_states = -4;
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"got -4"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"got -4"});
 }
 
 TEST(SolverErrors, NanInTheInitialState) {
@@ -86,7 +74,7 @@ TEST(SolverErrors, NanInTheInitialState) {
   for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
     SolverOptions o;
     o.gradient = g;
-    expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"initial state", "NaN"});
+    expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"initial state", "NaN"});
   }
 }
 
@@ -99,8 +87,8 @@ TEST(SolverErrors, StateBlowsUpWithFixedSteps) {
   o.method = Method::kEuler;
   o.steps = 2000;
   const double times[] = {0.0, 50.0};
-  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
-                  {"euler", "NaN or Inf"});
+  expect_error<SolverError>([&] { odeint<double>(f, tape.constant(y0.view()), times, o); },
+      {"euler", "NaN or Inf"});
 }
 
 TEST(SolverErrors, StepSizeUnderflowNearASingularity) {
@@ -111,8 +99,8 @@ TEST(SolverErrors, StepSizeUnderflowNearASingularity) {
   SolverOptions o;
   o.max_steps = 1000000;
   const double times[] = {0.0, 2.0};
-  std::string msg = solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); });
-  expect_contains(msg, {"dopri5", "solve failed at t = 0.99", "step size"});
+  expect_error<SolverError>([&] { odeint<double>(f, tape.constant(y0.view()), times, o); },
+      {"dopri5", "solve failed at t = 0.99", "step size"});
 }
 
 TEST(SolverErrors, MaxStepsExceeded) {
@@ -124,8 +112,8 @@ TEST(SolverErrors, MaxStepsExceeded) {
   o.max_steps = 20;
   o.rtol = o.atol = 1e-8;
   const double times[] = {0.0, 100.0};
-  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
-                  {"dopri5", "max_steps (20) exceeded"});
+  expect_error<SolverError>([&] { odeint<double>(f, tape.constant(y0.view()), times, o); },
+      {"dopri5", "max_steps (20) exceeded"});
 }
 
 TEST(SolverErrors, NanInsideDynamicsIsRejectedThenReported) {
@@ -140,8 +128,8 @@ TEST(SolverErrors, NanInsideDynamicsIsRejectedThenReported) {
   Tensor<double> y0(Shape{1, 1}, {1.0});
   SolverOptions o;
   const double times[] = {0.0, 1.0};
-  expect_contains(solver_error([&] { odeint<double>(f, tape.constant(y0.view()), times, o); }),
-                  {"dopri5", "NaN or Inf"});
+  expect_error<SolverError>([&] { odeint<double>(f, tape.constant(y0.view()), times, o); },
+      {"dopri5", "NaN or Inf"});
 }
 
 TEST(SolverErrors, AdjointBackwardFailureNamesTheAdjoint) {
@@ -150,15 +138,15 @@ TEST(SolverErrors, AdjointBackwardFailureNamesTheAdjoint) {
   o.gradient = Gradient::kAdjoint;
   o.adjoint_rtol = -1;
   const double times[] = {0.0, 1.0};
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, times, o); }), {"adjoint_rtol"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"adjoint_rtol"});
 }
 
 TEST(SolverErrors, EndTimeGradientNeedsAdjoint) {
   Fixture fx;
   Tensor<double> t1(Shape{}, {1.0});
   SolverOptions o;
-  expect_contains(solver_error([&] { odeint<double>(fx.decay, fx.h0, 0.0, fx.tape.input(t1.view()), o); }),
-                  {"end time", "adjoint"});
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, 0.0, fx.tape.input(t1.view()), o); },
+      {"end time", "adjoint"});
 }
 
 TEST(SolverErrors, DynamicsReturningTheWrongShape) {
@@ -187,8 +175,7 @@ TEST(SolverErrors, ParameterUsedOnlyInTheBackwardPass) {
     use = false;
     Var<double> y = odeint<double>(f, tape.input(y0.view()), times, o);
     use = true;
-    std::string msg = solver_error([&] { tape.backward(sum(y)); });
-    expect_contains(msg, {"hidden", "backward pass", "forward solve"});
+    expect_error<SolverError>([&] { tape.backward(sum(y)); }, {"hidden", "backward pass", "forward solve"});
   }
 }
 

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <span>
+#include <vector>
 
 #include "test_dynamics.h"
 
@@ -73,6 +76,38 @@ TEST(Solver, ExponentialDecayWithFixedSteps) {
   EXPECT_EQ(st.accepted, 50);
   EXPECT_EQ(st.nfe_forward, 200);
   EXPECT_EQ(st.rejected, 0);
+}
+
+TEST(Solver, TimesAsABracedListOrAContainerWithoutExplicitT) {
+  // y' = -2y in float: the times may be written in place (double literals
+  // included), or passed as a vector, an array or a C array; T is deduced from
+  // the dynamics and the state. All give the span overload's numbers.
+  FunctionDynamics<float> f([](float, Var<float> h) { return scale(h, -2.0f); });
+  Tape<float> tape;
+  Tensor<float> y0(Shape{1, 1}, {1.0f});
+  Var<float> h0 = tape.constant(y0.view());
+  SolverOptions o;
+  o.method = Method::kRk4;
+  o.steps = 20;
+  const float ts[] = {0.0f, 0.5f, 1.0f};
+  const Var<float> want = odeint<float>(f, h0, std::span<const float>(ts), o);
+  const std::vector<float> vec(std::begin(ts), std::end(ts));
+  const std::array<float, 3> arr = {0.0f, 0.5f, 1.0f};
+  const Var<float> got[] = {odeint(f, h0, {0.0, 0.5, 1.0}, o), odeint(f, h0, {0.0f, 0.5f, 1.0f}, o),
+                            odeint(f, h0, vec, o), odeint(f, h0, arr, o), odeint(f, h0, ts, o),
+                            odeint(f, h0, std::vector<float>{0, 0.5f, 1}, o)};
+  ASSERT_EQ(want.shape(), (Shape{2, 1, 1}));
+  for (const Var<float>& g : got) {
+    ASSERT_EQ(g.shape(), want.shape());
+    EXPECT_EQ(g.data()[0], want.data()[0]);
+    EXPECT_EQ(g.data()[1], want.data()[1]);
+  }
+  EXPECT_NEAR(want.data()[1], std::exp(-2.0f), 1e-5f);
+  // One interval, in double, from integer literals.
+  FunctionDynamics<double> fd([](double, Var<double> h) { return scale(h, -2.0); });
+  Tape<double> td;
+  Tensor<double> yd(Shape{1, 1}, {1.0});
+  EXPECT_NEAR(odeint(fd, td.constant(yd.view()), {0, 1}, o).item(), std::exp(-2.0), 1e-6);
 }
 
 class AdaptiveTest : public ::testing::TestWithParam<Method> {};
