@@ -20,6 +20,7 @@
 // Non-smooth points take one documented side (abs, minimum/maximum, clamp,
 // relu): see each op.
 
+#include <initializer_list>
 #include <span>
 #include <type_traits>
 
@@ -79,14 +80,26 @@ template <class T> Var<T> reshape(Var<T> x, const Shape& shape);
 template <class T> Var<T> slice_last(Var<T> x, Index begin, Index len);
 /// Concatenation along the last axis; all other dimensions must agree.
 template <class T> Var<T> concat_last(std::span<const Var<T>> xs);
+/// The same with the parts written in place: concat_last({x, v}).
+template <class T> Var<T> concat_last(std::initializer_list<Var<T>> xs) {
+  return concat_last<T>(std::span<const Var<T>>(xs.begin(), xs.size()));
+}
 /// Concatenation along `axis` (negative counts from the back), e.g. the
 /// channels of NCHW images (axis 1). d/dxs[i] = the matching slice of g.
 template <class T> Var<T> concat(std::span<const Var<T>> xs, int axis);
+/// The same with the parts written in place: concat({a, b}, 1).
+template <class T> Var<T> concat(std::initializer_list<Var<T>> xs, int axis) {
+  return concat<T>(std::span<const Var<T>>(xs.begin(), xs.size()), axis);
+}
 /// Appends p zeros to the last axis (ANODE's augmentation). d/dx drops them.
 template <class T> Var<T> pad_last(Var<T> x, Index p);
 /// Stacks equally shaped tensors (rank <= 3) along a new first axis:
 /// [n, ...shape]. d/dxs[i] = g[i].
 template <class T> Var<T> stack(std::span<const Var<T>> xs);
+/// The same with the parts written in place: stack({a, b}).
+template <class T> Var<T> stack(std::initializer_list<Var<T>> xs) {
+  return stack<T>(std::span<const Var<T>>(xs.begin(), xs.size()));
+}
 /// x[i] along the first axis (the rank drops by one). No copy.
 /// d/dx = g placed at index i, zeros elsewhere.
 template <class T> Var<T> select(Var<T> x, Index i);

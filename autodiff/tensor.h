@@ -4,6 +4,10 @@
 // Shape, Tensor<T> (owning, 64-byte aligned, contiguous row-major) and
 // TensorView<T> (non-owning pointer + shape).
 
+#if __cplusplus < 202002L
+#error "anode needs C++20: compile with -std=c++20 (Bazel: build --cxxopt=-std=c++20)"
+#endif
+
 #include <array>
 #include <cstddef>
 #include <cstdint>

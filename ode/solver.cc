@@ -233,9 +233,10 @@ Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> t
   PrimalSystem<T> sys(f, reads);
   RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name, forward_counters(stats));
   Var<T> last;
+  T* const dst = out;  // (clang 14 cannot capture a structured binding)
   engine.integrate(
       times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
-      [&](int i, std::span<const Var<T>> v) { std::memcpy(out + i * n, v[0].data(), sizeof(T) * n); },
+      [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
       on_accept, std::span<Var<T>>(&last, 1));
   return y;
 }

@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
+#include <ranges>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -126,6 +127,23 @@ template <class T, class Times>
 Var<T> odeint(Dynamics<T>& f, Var<T> h0, const Times& times, const SolverOptions& options,
               SolveStats* stats = nullptr) {
   return odeint<T>(f, h0, std::span<const T>(times), options, stats);
+}
+
+/// As above, with the times in a contiguous container of another arithmetic
+/// type (a std::vector<double> for a float solve): each is converted to T
+/// (into the tape's arena: no heap allocation).
+template <class T, class Times>
+  requires std::ranges::contiguous_range<const Times&> &&
+           std::is_arithmetic_v<std::ranges::range_value_t<Times>> &&
+           (!std::convertible_to<const Times&, std::span<const T>>)
+Var<T> odeint(Dynamics<T>& f, Var<T> h0, const Times& times, const SolverOptions& options,
+              SolveStats* stats = nullptr) {
+  const std::size_t n = std::ranges::size(times);
+  T* converted = h0.valid() ? h0.tape().template scratch<T>(n) : nullptr;
+  if (converted == nullptr) return odeint<T>(f, h0, std::span<const T>(), options, stats);
+  std::size_t i = 0;
+  for (const auto& t : times) converted[i++] = static_cast<T>(t);
+  return odeint<T>(f, h0, std::span<const T>(converted, n), options, stats);
 }
 
 /// As above, with the times written in place: `odeint(f, h0, {0.0, 1.0}, opt)`

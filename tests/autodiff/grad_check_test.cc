@@ -40,6 +40,8 @@ TEST(GradCheck, RejectsWrongGradient) {
   auto r = grad_check([](Tape<double>&, std::span<const Var<double>> v) { return WrongSquare::forward(v[0]); }, x);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.message.find("finite difference"), std::string::npos);
+  // The first wrong element is named (x[0] = 0.5: 3x = 1.5 against 2x = 1).
+  EXPECT_NE(r.message.find("input 0 element 0"), std::string::npos) << r.message;
 }
 
 TEST(GradCheck, DotProductIdentityAloneCatchesErrors) {

@@ -268,6 +268,12 @@ TEST(OpsForward, PadAndSliceAndConcat) {
   EXPECT_EQ(c.shape(), (Shape{2, 4}));
   EXPECT_EQ(c.to_tensor()[4], 3);
   EXPECT_EQ(c.to_tensor()[6], 4);
+  // The parts may be written in place.
+  Var<double> xc = t.constant(x);
+  EXPECT_EQ(concat_last({xc, s}).to_tensor()[6], 4);
+  EXPECT_EQ(concat({xc, s}, 1).shape(), (Shape{2, 4}));
+  EXPECT_EQ(concat({xc, xc}, 0).shape(), (Shape{4, 2}));
+  EXPECT_EQ(stack({xc, xc, xc}).shape(), (Shape{3, 2, 2}));
 }
 
 TEST(OpsForward, LinearMatchesMatmulPlusBias) {

@@ -95,7 +95,8 @@ TEST(Solver, TimesAsABracedListOrAContainerWithoutExplicitT) {
   const std::array<float, 3> arr = {0.0f, 0.5f, 1.0f};
   const Var<float> got[] = {odeint(f, h0, {0.0, 0.5, 1.0}, o), odeint(f, h0, {0.0f, 0.5f, 1.0f}, o),
                             odeint(f, h0, vec, o), odeint(f, h0, arr, o), odeint(f, h0, ts, o),
-                            odeint(f, h0, std::vector<float>{0, 0.5f, 1}, o)};
+                            odeint(f, h0, std::vector<float>{0, 0.5f, 1}, o),
+                            odeint(f, h0, std::vector<double>{0, 0.5, 1}, o)};
   ASSERT_EQ(want.shape(), (Shape{2, 1, 1}));
   for (const Var<float>& g : got) {
     ASSERT_EQ(g.shape(), want.shape());
@@ -103,6 +104,8 @@ TEST(Solver, TimesAsABracedListOrAContainerWithoutExplicitT) {
     EXPECT_EQ(g.data()[1], want.data()[1]);
   }
   EXPECT_NEAR(want.data()[1], std::exp(-2.0f), 1e-5f);
+  // Times of another arithmetic type are converted (a vector<double> above).
+  EXPECT_EQ(odeint(f, h0, std::array<int, 2>{0, 1}, o).item(), want.data()[1]);  // same 20 steps
   // One interval, in double, from integer literals.
   FunctionDynamics<double> fd([](double, Var<double> h) { return scale(h, -2.0); });
   Tape<double> td;
