@@ -153,7 +153,8 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
       if (g_theta[i]) kernels::add_to(adj, g_theta[i], entry.param->size());
     }
     for (int i = 0; i < C; ++i) {
-      if (g_theta[P + i]) kernels::add_to(g_step[i], g_theta[P + i], tape.slot(ctx.captured[i]).shape.numel());
+      const Index size = tape.slot(ctx.captured[i]).shape.numel();
+      if (g_theta[P + i]) kernels::add_to(g_step[i], g_theta[P + i], size);
     }
     // A recomputed state's buffer is reused by the next segment (and a
     // second backward pass recomputes it again).
