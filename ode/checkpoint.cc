@@ -176,9 +176,9 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
   const int budget = o.checkpoint_states;
   const Index n = h0.size();
 
-  // Step records are kept when a gradient may be asked for; whether f reads
-  // something differentiable is only known once it has run, so a solve that
-  // kept none and finds it does is run again, keeping them.
+  // Step records are kept when a gradient may be asked for
+  // (may_need_gradient); a solve that kept none and finds f reading
+  // something differentiable after all is run again, keeping them.
   auto solve = [&](bool record) {
     ctx->stats->reset();
     ctx->last = nullptr;
@@ -212,9 +212,9 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
         },
         true);
   };
-  const bool may_need = h0.requires_grad() || !f.parameters().empty();
-  Var<T> y = solve(tape.recording() && may_need);
-  if (tape.recording() && !may_need && reads->any()) y = solve(true);
+  const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
+  Var<T> y = solve(keep);
+  if (tape.recording() && !keep && reads->any()) y = solve(true);
   finish_record(*ctx, tape, *reads, checkpoint_name(o.method));
   std::size_t nin = 0;
   Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);

@@ -230,6 +230,15 @@ Var<T>* node_inputs(Tape<T>& tape, const SolveRecord<T>& r, Var<T> h0, Var<T> t1
   return inputs;
 }
 
+/// Whether a solve of f from h0 can need a gradient: h0 needs one, f lists
+/// parameters, or (probed by one evaluation of f at (t0, h0), unrecorded and
+/// not counted) f reads a parameter or a captured differentiable value. A
+/// solve told "no" still watches what f reads and is redone if it reads
+/// something later (f whose reads depend on t or h): the probe keeps the
+/// common case to one solve.
+template <class T>
+bool may_need_gradient(Dynamics<T>& f, Var<T> h0, T t0);
+
 /// The forward solve of a method that records nothing per step (kFlat):
 /// integrates f from h0 over `times` and returns odeint's result in a new
 /// slot (not recorded; the caller records the solve node). With `reads`,

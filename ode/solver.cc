@@ -241,12 +241,26 @@ Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> t
   return y;
 }
 
+template <class T>
+bool may_need_gradient(Dynamics<T>& f, Var<T> h0, T t0) {
+  if (h0.requires_grad() || !f.parameters().empty()) return true;
+  Tape<T>& tape = h0.tape();
+  ReadsLease<T> reads;
+  typename Tape<T>::Scope scope(tape);
+  typename Tape<T>::NoGradGuard no_grad(tape);
+  reads->reset(static_cast<std::int32_t>(tape.num_slots()), {});
+  Watching<T> watching(tape, &reads->watch);
+  f(t0, h0);
+  return !watching.entries().empty() || !reads->captured.empty();
+}
+
 #define ANODE_INSTANTIATE(T)                                                                        \
   template void check_solve<T>(const char*, Var<T>, std::span<const T>, const SolverOptions&);      \
   template int param_index<T>(const SolveRecord<T>&, const Parameter<T>*, const char*);             \
   template void check_captured<T>(const SolveRecord<T>&, Tape<T>&, std::span<const std::int32_t>,   \
                                   const char*);                                                     \
   template class ReadsLease<T>;                                                                     \
+  template bool may_need_gradient<T>(Dynamics<T>&, Var<T>, T);                                      \
   template class Watching<T>;                                                                       \
   template Var<T> solve_flat<T>(Tape<T>&, Dynamics<T>&, Var<T>, std::span<const T>,                 \
                                 const SolverOptions&, SolveStats&, Reads<T>*,                       \
@@ -259,10 +273,9 @@ namespace {
 
 // Backprop records every step, unless nothing in the solve can need a
 // gradient: under NoGradGuard, or when h0 is data and f reads no parameter
-// and no captured differentiable value. Then the solve runs as the other
-// methods' forward does, keeping nothing per step. Whether f reads anything
-// is only known by running it: a first, flat solve finds out, and if f does
-// read something the solve is run again, recorded.
+// and no captured differentiable value (may_need_gradient). Then the solve
+// runs as the other methods' forward does, keeping nothing per step, and
+// still watching: if f reads something after all, it is run again, recorded.
 template <class T>
 Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& o,
                        SolveStats* stats) {
@@ -273,7 +286,7 @@ Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   st.reset();
   auto no_accept = [](T, T, T, std::span<const T* const>) {};
   if (!tape.recording()) return solve_flat<T>(tape, f, h0, times, o, st, nullptr, no_accept, false);
-  if (!h0.requires_grad() && f.parameters().empty()) {
+  if (!may_need_gradient(f, h0, times[0])) {
     ReadsLease<T> reads;
     reads->reset(static_cast<std::int32_t>(tape.num_slots()), f.parameters());
     Var<T> y = solve_flat<T>(tape, f, h0, times, o, st, &*reads, no_accept, false);

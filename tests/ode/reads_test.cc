@@ -152,6 +152,34 @@ TYPED_TEST(Reads, ParameterTheDynamicsDoesNotListGetsItsGradient) {
   check_all_methods(p);
 }
 
+TYPED_TEST(Reads, UnlistedParameterCostsNoSecondSolve) {
+  // Finding an unlisted parameter must not make every call solve twice: f is
+  // called as often as with the parameter listed, plus at most the one
+  // probing evaluation, under every method.
+  using T = TypeParam;
+  Parameter<T> w("w", random<T>({3, 3}, 1, 0.7));
+  int calls = 0;
+  auto rhs = [&](T, Var<T> h) {
+    ++calls;
+    return tanh(linear(h, h.tape().param(w)));
+  };
+  FunctionDynamics<T> unlisted(rhs), listed(rhs, {&w});
+  Tensor<T> y0 = random<T>({2, 3}, 3, 1.0);
+  const T times[] = {0, 1};
+  for (Gradient m : kMethods) {
+    Tape<T> tape;
+    calls = 0;
+    Var<T> ya = odeint<T>(unlisted, tape.constant(y0.view()), times, options<T>(m));
+    const int unlisted_calls = calls;
+    calls = 0;
+    Var<T> yb = odeint<T>(listed, tape.constant(y0.view()), times, options<T>(m));
+    EXPECT_GT(calls, 10) << gradient_name(m);
+    EXPECT_LE(unlisted_calls, calls + 1) << gradient_name(m);
+    EXPECT_TRUE(ya.requires_grad()) << gradient_name(m);
+    EXPECT_TRUE(yb.requires_grad()) << gradient_name(m);
+  }
+}
+
 TYPED_TEST(Reads, ParameterMissingFromANonEmptyListGetsItsGradient) {
   using T = TypeParam;
   Parameter<T> w1("w1", random<T>({4, 3}, 5, 0.7));
