@@ -1,11 +1,13 @@
 // The whole study in one command: runs every experiment in its report
 // configuration, then writes results/REPORT.md with every table and figure
 // and the report's numbers beside ours.
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -13,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dist/world.h"
 #include "experiments/common.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
@@ -101,7 +104,10 @@ CsvTable read_csv(const fs::path& path) {
   return t;
 }
 
-// Runs one experiment binary from the runfiles, with the common flags.
+// Runs one experiment binary from the runfiles, with the common flags, as a
+// process of its own: under mpirun the launcher's variables are left out of
+// its environment, so it is a world of one, not a rank of this job. (spawn,
+// not fork: MPI libraries warn about, or break on, fork after MPI_Init.)
 void run_child(const std::string& path, const std::vector<std::string>& args, const Progress& progress) {
   progress.line("running " + fs::path(path).filename().string());
   std::vector<std::string> all = {path};
@@ -109,13 +115,17 @@ void run_child(const std::string& path, const std::vector<std::string>& args, co
   std::vector<char*> argv;
   for (std::string& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view var(*e);
+    if (var.starts_with("OMPI_") || var.starts_with("PMIX_") || var.starts_with("PMI_")) continue;
+    envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
   std::fflush(stdout);
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::execv(path.c_str(), argv.data());
-    std::perror("execv");
-    ::_exit(127);
+  pid_t pid = 0;
+  if (const int err = ::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv.data(), envp.data()); err != 0) {
+    throw std::runtime_error("cannot start " + path + ": " + std::strerror(err));
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -260,7 +270,19 @@ void run_report(const Flags& flags, const char* argv0) {
   for (const auto& [k, v] : runfiles->EnvVars()) ::setenv(k.c_str(), v.c_str(), 1);
   const fs::path root = results_root(flags.common.out);
   fs::create_directories(root);
-  std::vector<std::string> common = {"--out", root.string(), "--threads", std::to_string(flags.common.threads),
+  // Under mpirun the experiments are spread over the ranks (experiment i on
+  // rank i % K), each run whole as a process of its own, into a scratch
+  // folder on the other ranks; their folders are then gathered on rank 0,
+  // which writes them under root as a single process would.
+  const dist::World& world = dist::World::get();
+  fs::path out_root = root;
+  if (!world.root()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/anode-report-rank" + std::to_string(world.rank()) + ".XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create '" + pattern + "'");
+    out_root = pattern;
+  }
+  std::vector<std::string> common = {"--out", out_root.string(), "--threads", std::to_string(flags.common.threads),
                                      "--seed", std::to_string(flags.common.seed), "--scale", flags.scale};
   if (flags.common.quiet) common.push_back("--quiet");
   // Every experiment takes the solver flags: passed on, never dropped.
@@ -270,8 +292,14 @@ void run_report(const Flags& flags, const char* argv0) {
     return flags.only.empty() || std::find(flags.only.begin(), flags.only.end(), e) != flags.only.end();
   };
   const std::vector<std::string> experiments = {"sinusoid", "nested_spheres", "mnist", "gradient_methods"};
+  std::vector<std::string> todo;
   for (const std::string& e : experiments) {
-    if (!wanted(e)) continue;
+    if (wanted(e)) todo.push_back(e);
+  }
+  std::string packed;  // this rank's result folders (ranks other than 0)
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const std::string& e = todo[i];
+    if (static_cast<int>(i % static_cast<std::size_t>(world.size())) != world.rank()) continue;
     std::vector<std::string> args = common;
     if ((e == "mnist" || e == "gradient_methods") && !flags.mnist_dir.empty()) {
       args.push_back("--mnist-dir");
@@ -280,6 +308,37 @@ void run_report(const Flags& flags, const char* argv0) {
     const std::string path = runfiles->Rlocation("anode/experiments/" + e);
     if (path.empty() || !fs::exists(path)) throw std::runtime_error("experiment binary " + e + " not in the runfiles");
     run_child(path, args, progress);
+    if (!world.root()) {
+      packed += std::to_string(e.size()) + ":" + e;
+      const std::string files = pack_folder(out_root / e);
+      packed += std::to_string(files.size()) + ":" + files;
+    }
+  }
+  if (world.size() > 1) {
+    const std::vector<std::string> from = world.gather(packed);
+    if (!world.root()) {
+      std::error_code ec;
+      fs::remove_all(out_root, ec);
+      return;
+    }
+    for (std::size_t r = 1; r < from.size(); ++r) {
+      const std::string& p = from[r];
+      std::size_t at = 0;
+      auto field = [&]() {
+        const std::size_t colon = p.find(':', at);
+        const std::size_t n = std::stoull(p.substr(at, colon - at));
+        std::string v = p.substr(colon + 1, n);
+        at = colon + 1 + n;
+        return v;
+      };
+      while (at < p.size()) {
+        const std::string e = field();
+        ResultDir dir(root, e);
+        unpack_folder(field(), dir.work());
+        dir.commit();
+        progress.line(e + " (rank " + std::to_string(r) + ") gathered into " + (root / e).string());
+      }
+    }
   }
   std::ostringstream md;
   md << "# anode: Augmented Neural ODEs, reproduced\n\n"
