@@ -132,17 +132,11 @@ std::vector<Variant> all_variants(const Flags& flags) {
   add("sonode_report_frozen_input", "SONODE (report, input layer frozen)", "fig16", so, nan);
   v.back().freeze_input = true;
   if (flags.conv) {
-    // Dupont et al. (2019), MNIST: conv dynamics 1x1-3x3-1x1 with a time
-    // channel, dopri5 at 1e-3, adjoint, Adam 1e-3, batch 256; NODE with more
-    // filters to match ANODE's parameter count (their 92 vs 64).
-    models::ConvModelConfig cc;
-    cc.solver.method = ode::Method::kDopri5;
-    cc.solver.rtol = cc.solver.atol = 1e-3;
-    cc.solver.gradient = ode::Gradient::kAdjoint;
-    cc.solver.max_steps = 10000;
+    // Dupont et al. (2019), MNIST (configs.h), Adam 1e-3, batch 256; NODE
+    // with more filters to match ANODE's parameter count (their 92 vs 64).
+    models::ConvModelConfig cc =
+        conv_mnist_config(std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0))), 0);
     apply_solver_flags(flags.common, cc.solver);
-    cc.filters = std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0)));
-    cc.augment_channels = 0;
     Variant node;
     node.name = "conv_node";
     node.label = cc.label();

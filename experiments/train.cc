@@ -95,7 +95,9 @@ StepResult Trainer::gradient(Index rows, const ShardLoss& loss) {
   }
   *at++ = static_cast<float>(w * r.loss);
   counters_to(r.stats, at);
+  const Stopwatch clock;
   world_->sum(fused_);
+  allreduce_seconds_ += clock.seconds();
   at = fused_.data();
   for (Parameter<float>* p : params_) {
     std::copy(at, at + p->size(), p->grad().data());

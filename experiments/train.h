@@ -84,6 +84,10 @@ class Trainer {
   std::uint64_t checksum() const;
   /// Steps taken.
   Index steps() const { return steps_; }
+  /// Wall seconds spent in the gradients' allreduce so far (0 alone), and
+  /// the size of its fused buffer in floats.
+  double allreduce_seconds() const { return allreduce_seconds_; }
+  std::size_t fused_floats() const { return fused_.size(); }
 
  private:
   std::vector<Parameter<float>*> params_;
@@ -94,6 +98,7 @@ class Trainer {
   Tape<float> tape_;
   std::vector<float> fused_;  // gradients, loss, counters: one allreduce
   Index steps_ = 0;
+  double allreduce_seconds_ = 0;
 };
 
 /// What the model is trained to do.
