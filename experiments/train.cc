@@ -223,6 +223,35 @@ std::pair<double, double> evaluate_classifier(Model& model, const Tensor<float>&
   return {sums[0] / static_cast<double>(n), sums[1] / static_cast<double>(batches)};
 }
 
+namespace {
+
+// SolverOptions::reduce_norm over a dist::World: one allreduce of the sums
+// and counts.
+void allreduce_norm(void* world, double* sums, double* counts, int pieces) {
+  constexpr int kMax = 64;
+  const auto* w = static_cast<const dist::World*>(world);
+  if (pieces > kMax) {
+    w->sum(std::span<double>(sums, static_cast<std::size_t>(pieces)));
+    w->sum(std::span<double>(counts, static_cast<std::size_t>(pieces)));
+    return;
+  }
+  double buf[2 * kMax];
+  std::copy(sums, sums + pieces, buf);
+  std::copy(counts, counts + pieces, buf + pieces);
+  w->sum(std::span<double>(buf, static_cast<std::size_t>(2 * pieces)));
+  std::copy(buf, buf + pieces, sums);
+  std::copy(buf + pieces, buf + 2 * pieces, counts);
+}
+
+}  // namespace
+
+void use_global_steps(ode::SolverOptions& solver) {
+  const dist::World& world = dist::World::get();
+  if (world.size() == 1) return;
+  solver.reduce_norm = &allreduce_norm;
+  solver.reduce_context = const_cast<dist::World*>(&world);
+}
+
 void save_trained(const std::filesystem::path& path, const models::AnodeModel<float>& model) {
   models::save_model(path.string(), model);
 }

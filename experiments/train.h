@@ -101,6 +101,14 @@ class Trainer {
   double allreduce_seconds_ = 0;
 };
 
+/// Global step control for data-parallel training: sets `solver` to sum
+/// every error norm's per-piece sums and counts over the ranks of
+/// dist::World::get() (SolverOptions::reduce_norm), so that a K-rank run of
+/// an adaptive solver takes the single-process steps. Every rank must then
+/// solve a non-empty shard of every batch (at least K rows per batch); with
+/// one process it changes nothing.
+void use_global_steps(ode::SolverOptions& solver);
+
 /// What the model is trained to do.
 enum class Objective {
   kCrossEntropy,  // logits against integer labels

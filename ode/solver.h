@@ -92,6 +92,19 @@ struct SolverOptions {
   /// one (one more forward evaluation of those steps): memory O(budget + steps
   /// / budget) states, the same gradient.
   int checkpoint_states = 64;
+  /// Global step control (e.g. data-parallel training over MPI, where each
+  /// process solves its shard of one batch): when set, every error norm's
+  /// per-piece sums of squared scaled errors and element counts (`pieces`
+  /// of each) are passed to reduce_norm(reduce_context, sums, counts, pieces)
+  /// to be summed in place across the processes before the norm is taken,
+  /// so that every process takes the steps that one process would take on
+  /// the whole batch. Called alike on every process (for each trial step,
+  /// the automatic first step's norms, and the backward solves' steps); a
+  /// process whose stage is not finite passes NaN sums. The context must
+  /// outlive the tape's backward pass. A plain pointer pair keeps the
+  /// options trivially copyable (solves store them in the tape's arena).
+  void (*reduce_norm)(void* context, double* sums, double* counts, int pieces) = nullptr;
+  void* reduce_context = nullptr;
 };
 
 /// Counters of one solve; the backward fields are filled when the tape's

@@ -3,7 +3,8 @@
 // it checks the collectives, that a 2-rank gradient is the single-process
 // gradient to rounding, that the parameters stay bitwise equal on every rank
 // (their checksum compared after every step), and that a rank whose
-// parameters drifted is caught.
+// parameters drifted is caught, and that global step control makes every
+// rank take the single-process steps of an adaptive solver.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "datasets/random.h"
 #include "dist/world.h"
 #include "experiments/train.h"
+#include "ode/solver.h"
 
 namespace anode::experiments {
 namespace {
@@ -124,6 +126,59 @@ TEST(DataParallel, ParametersStayBitwiseEqualOnEveryRank) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("the parameters after step 6"), std::string::npos) << e.what();
   }
+}
+
+// dh/dt = -k h row by row: row 0 decays slowly (easy), row 1 fast (hard).
+class Decay : public ode::Dynamics<double> {
+ public:
+  explicit Decay(Tensor<double> k) : k_(std::move(k)) {}
+  Var<double> operator()(double, Var<double> h) override {
+    Tape<double>& t = h.tape();
+    Tensor<double> rows = Tensor<double>::from_view({k_.data() + row0_, Shape{h.shape()[0], 1}});
+    return neg(mul(h, t.constant_copy(rows.view())));
+  }
+  const std::vector<Parameter<double>*>& parameters() const override { return none_; }
+  Index row0_ = 0;  // the first row of k this shard's state starts at
+
+ private:
+  Tensor<double> k_;
+  std::vector<Parameter<double>*> none_;
+};
+
+// A dopri5 solve of `rows` rows of the 2-row problem from row `first`.
+ode::SolveStats solve(Index first, Index rows, bool global) {
+  Decay f(Tensor<double>(Shape{2, 1}, {0.1, 40.0}));
+  f.row0_ = first;
+  Tensor<double> h0(Shape{rows, 3}, 1.0);
+  ode::SolverOptions o;
+  o.method = ode::Method::kDopri5;
+  o.rtol = o.atol = 1e-8;
+  if (global) use_global_steps(o);
+  Tape<double> tape;
+  ode::SolveStats st;
+  const double times[2] = {0.0, 1.0};
+  ode::odeint<double>(f, tape.constant(h0.view()), times, o, &st);
+  return st;
+}
+
+// Global step control: a rank solving its shard takes exactly the steps of
+// one process solving the whole batch (without it, the rank with the easy
+// row takes far fewer).
+TEST(GlobalSteps, EveryRankTakesTheWholeBatchsSteps) {
+  const ode::SolveStats whole = solve(0, 2, false);
+  const ode::SolveStats easy = solve(0, 1, false);
+  EXPECT_LT(easy.accepted, whole.accepted);  // the test problem does differ by shard
+  if (world().size() != 2) {
+    // One process: the hook changes nothing.
+    const ode::SolveStats global = solve(0, 2, true);
+    EXPECT_EQ(global.accepted, whole.accepted);
+    EXPECT_EQ(global.rejected, whole.rejected);
+    return;
+  }
+  const ode::SolveStats mine = solve(world().rank(), 1, true);
+  EXPECT_EQ(mine.accepted, whole.accepted);
+  EXPECT_EQ(mine.rejected, whole.rejected);
+  EXPECT_EQ(mine.nfe_forward, whole.nfe_forward);
 }
 
 }  // namespace

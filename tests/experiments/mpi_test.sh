@@ -21,7 +21,7 @@ py=/usr/bin/python3
 
 # The collectives, the data-parallel gradient and the parameter checksums.
 run2 "$dist_test" >"$tmp/dist.log" 2>&1 || { cat "$tmp/dist.log"; echo "FAIL: dist_test with 2 ranks"; exit 1; }
-[[ $(grep -c "PASSED.*5 tests" "$tmp/dist.log") == 2 ]] || { cat "$tmp/dist.log"; echo "FAIL: dist_test did not pass on both ranks"; exit 1; }
+[[ $(grep -c "PASSED.*6 tests" "$tmp/dist.log") == 2 ]] || { cat "$tmp/dist.log"; echo "FAIL: dist_test did not pass on both ranks"; exit 1; }
 
 # Compares the curves of a 1-rank and a 2-rank run of a fixed-step solver:
 # the same to rounding (relative 1e-5; accuracies exactly), the solver's
@@ -55,6 +55,15 @@ if [[ -f "${ANODE_MNIST_DIR:-/nonexistent}/0.json" ]]; then
   done
   grep -q '"ranks": 2' "$tmp/two/mnist/summary.json" || { echo "FAIL: ranks not recorded"; exit 1; }
   if ls -a "$tmp/two" | grep -q partial; then echo "FAIL: a partial folder was left"; exit 1; fi
+
+  # Global step control: with the adaptive default (Tsit5, adjoint) and the
+  # error norm summed over the ranks, each rank takes the single-process
+  # steps, forward and backward: the counters are exactly twice one
+  # process's, the rest equal to rounding.
+  adaptive=(--scale tiny --variants anode_p10 --no-plots --quiet)
+  "$mnist" "${adaptive[@]}" --out "$tmp/adaptive1"
+  run2 "$mnist" "${adaptive[@]}" --global-steps --check-sync --out "$tmp/adaptive2"
+  compare "$tmp/adaptive1/mnist/curve_anode_p10.csv" "$tmp/adaptive2/mnist/curve_anode_p10.csv" seed,step,test_accuracy,train_accuracy,t_end nfe_forward,nfe_backward
 
   # --parallel runs: the variants spread over the ranks, each trained whole
   # on one rank: the same curves and model files as one process, bit for bit.
