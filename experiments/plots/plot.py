@@ -293,8 +293,10 @@ def mnist(folder, written):
 
 # ---- Gradient methods -----------------------------------------------------------
 
-METHOD_COLORS = {"backprop": "#009af9", "adjoint": "#e26f46", "checkpoint": "#3da44d"}
-METHOD_STYLE = {"backprop": "-", "adjoint": "-", "checkpoint": "--"}
+METHOD_COLORS = {"backprop": "#009af9", "adjoint": "#e26f46", "checkpoint": "#3da44d",
+                 "interpolating": "#c271d2", "interpolating_checkpoint": "#ac8d18", "quadrature": "#00a9ad"}
+METHOD_STYLE = {"backprop": "-", "adjoint": "-", "checkpoint": "--", "interpolating": "-",
+                "interpolating_checkpoint": "--", "quadrature": "-."}
 
 
 def by_method(c, xkey, ykey):
@@ -334,6 +336,25 @@ def gradient_methods(folder, written):
         fig.suptitle("Gradient methods on %s (reference: dopri5 at %g)" % (name, r["reference"]["tolerance"]))
         fig.tight_layout()
         save(fig, folder, "gradient_methods_%s.png" % name, written)
+    if "dissipative" in summary:
+        dissipative(folder, summary["dissipative"], written)
+
+
+def dissipative(folder, info, written):
+    """The backsolve adjoint's failure on a dissipative flow, against the interval length."""
+    c = read_csv(os.path.join(folder, "dissipative.csv"))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    for ax, yk, yl in ((axes[0], "rel_error", "relative gradient error"), (axes[1], "nfe_backward", "backward NFE")):
+        for m, (xs, ys) in by_method(c, "t_end", yk).items():
+            ax.plot(xs, ys, METHOD_STYLE.get(m, "-"), marker="o", ms=3, color=METHOD_COLORS.get(m, "k"), label=m)
+        ax.set_yscale("log")
+        ax.set_xlabel("end time T")
+        ax.set_ylabel(yl)
+        ax.legend(fontsize=8)
+    rates = ", ".join("%g" % r for r in info["rates"])
+    fig.suptitle("dh/dt = h W^T, decay rates %s; %s at rtol = atol = %g" % (rates, info["solver"], info["tolerance"]))
+    fig.tight_layout()
+    save(fig, folder, "gradient_methods_dissipative.png", written)
 
 
 PLOTTERS = {"sinusoid": sinusoid, "nested_spheres": nested_spheres, "mnist": mnist,
