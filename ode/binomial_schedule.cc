@@ -59,7 +59,9 @@ void binomial_schedule(std::int64_t steps, int slots, std::vector<CheckpointActi
   std::int64_t current = 0;  // index of the current state (-1: consumed by a reverse)
   // An explicit stack (no recursion): the right part of a split is reversed
   // first, from the state stored at the split, then the left part.
-  std::vector<Range> stack = {{0, steps, static_cast<int>(std::min<std::int64_t>(slots, steps)), 0}};
+  // (Reused: a training step in steady state allocates nothing.)
+  thread_local std::vector<Range> stack;
+  stack.assign(1, Range{0, steps, static_cast<int>(std::min<std::int64_t>(slots, steps)), 0});
   auto reach = [&](const Range& g, std::int64_t state) {
     if (current != g.from) out.push_back({CheckpointAction::kRestore, g.held, g.from, 0});
     if (state > g.from) out.push_back({CheckpointAction::kAdvance, 0, g.from, state});

@@ -20,8 +20,10 @@ Gradient parse_gradient(std::string_view name) {
   if (name == "backprop") return Gradient::kBackprop;
   if (name == "adjoint") return Gradient::kAdjoint;
   if (name == "checkpoint") return Gradient::kCheckpoint;
+  if (name == "binomial") return Gradient::kBinomial;
+  if (name == "symplectic") return Gradient::kSymplectic;
   throw std::invalid_argument("unknown gradient method '" + std::string(name) +
-                              "' (known: backprop, adjoint, checkpoint)");
+                              "' (known: backprop, adjoint, checkpoint, binomial, symplectic)");
 }
 
 const char* gradient_name(Gradient g) {
@@ -29,6 +31,8 @@ const char* gradient_name(Gradient g) {
     case Gradient::kBackprop: return "backprop";
     case Gradient::kAdjoint: return "adjoint";
     case Gradient::kCheckpoint: return "checkpoint";
+    case Gradient::kBinomial: return "binomial";
+    case Gradient::kSymplectic: return "symplectic";
   }
   return "?";
 }
@@ -40,6 +44,7 @@ SolveStats& SolveStats::operator+=(const SolveStats& o) {
   rejected += o.rejected;
   accepted_backward += o.accepted_backward;
   rejected_backward += o.rejected_backward;
+  recomputed += o.recomputed;
   return *this;
 }
 
@@ -128,6 +133,10 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
   }
   if (o.gradient == Gradient::kCheckpoint && (o.checkpoint_states < 0 || o.checkpoint_states == 1)) {
     fail(t0, "checkpoint_states must be 0 (keep all) or >= 2, got " + std::to_string(o.checkpoint_states));
+  }
+  if (o.gradient == Gradient::kBinomial && o.checkpoint_states < 0) {
+    fail(t0, "checkpoint_states (the binomial budget) must be >= 0 (0: a state per step), got " +
+                 std::to_string(o.checkpoint_states));
   }
 }
 
@@ -310,6 +319,8 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverO
     case Gradient::kBackprop: return internal::odeint_backprop(f, h0, times, options, stats);
     case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, times, Var<T>(), options, stats);
     case Gradient::kCheckpoint: return internal::odeint_checkpoint(f, h0, times, options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, options, stats);
   }
   throw SolverError("odeint: unknown gradient method");
 }

@@ -47,9 +47,25 @@ enum class Gradient {
   /// scope and backpropagates through it: the exact discrete gradient with
   /// memory O(states kept), not O(steps x stages).
   kCheckpoint,
+  /// Binomial checkpointing (Griewank's revolve): the forward records each
+  /// accepted step's size; the backward reverses the steps with at most
+  /// `checkpoint_states` stored states (state 0 among them; 0: one per
+  /// step) under the schedule with the fewest recomputed steps (each step
+  /// recomputed at most r times for N <= C(c + r, r)), replaying the
+  /// recorded sizes. The exact discrete gradient; memory O(budget) states.
+  /// SolveStats::recomputed counts the recomputed steps.
+  kBinomial,
+  /// Symplectic adjoint (Matsubara, Miyatake & Yaguchi 2021): the forward
+  /// stores every accepted step's start state; the backward integrates the
+  /// adjoint over each step with the symplectic partner of the tableau,
+  /// recomputing the step's stage values and evaluating f on the tape one
+  /// stage at a time. The exact discrete gradient; memory O(N + s) states
+  /// plus one evaluation of f (checkpoint holds a whole step's s).
+  kSymplectic,
 };
 
-Gradient parse_gradient(std::string_view name);  // "backprop", "adjoint", "checkpoint"
+/// "backprop", "adjoint", "checkpoint", "binomial", "symplectic".
+Gradient parse_gradient(std::string_view name);
 const char* gradient_name(Gradient g);
 
 struct SolverOptions {
@@ -91,6 +107,8 @@ struct SolverOptions {
   /// state, and the backward pass recomputes the others from the nearest kept
   /// one (one more forward evaluation of those steps): memory O(budget + steps
   /// / budget) states, the same gradient.
+  /// Binomial: the budget of its schedule, with the same meaning (state 0
+  /// counts; 1 keeps only state 0 and recomputes every step from it).
   int checkpoint_states = 64;
 };
 
@@ -101,8 +119,9 @@ struct SolveStats {
   std::int64_t nfe_backward = 0;  // evaluations of f (or its VJP) in the backward pass
   std::int64_t accepted = 0;      // forward steps
   std::int64_t rejected = 0;
-  std::int64_t accepted_backward = 0;  // adjoint solve steps
+  std::int64_t accepted_backward = 0;  // adjoint solve steps; steps replayed (checkpoint methods, symplectic)
   std::int64_t rejected_backward = 0;
+  std::int64_t recomputed = 0;  // checkpoint methods: steps re-run unrecorded to recompute a state
   void reset() { *this = SolveStats{}; }
   SolveStats& operator+=(const SolveStats& o);
 };

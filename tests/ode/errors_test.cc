@@ -67,11 +67,29 @@ TEST(SolverErrors, CheckpointBudgetOfOneState) {
   expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"got -4"});
 }
 
+TEST(SolverErrors, BinomialBudget) {
+  Fixture fx;
+  SolverOptions o;
+  o.gradient = Gradient::kBinomial;
+  o.checkpoint_states = -1;
+  const double times[] = {0.0, 1.0};
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); },
+      {"dopri5", "binomial budget", "got -1"});
+  o.checkpoint_states = 1;  // state 0 only: valid (every step recomputed from it)
+  EXPECT_NO_THROW(odeint<double>(fx.decay, fx.h0, times, o));
+}
+
+TEST(SolverErrors, UnknownGradientMethodListsTheKnownOnes) {
+  expect_error<std::invalid_argument>([] { parse_gradient("revolve"); },
+      {"revolve", "backprop", "adjoint", "checkpoint", "binomial", "symplectic"});
+}
+
 TEST(SolverErrors, NanInTheInitialState) {
   Fixture fx;
   fx.y0[1] = std::numeric_limits<double>::quiet_NaN();
   const double times[] = {0.0, 1.0};
-  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     SolverOptions o;
     o.gradient = g;
     expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"initial state", "NaN"});
@@ -166,7 +184,7 @@ TEST(SolverErrors, ParameterUsedOnlyInTheBackwardPass) {
   FunctionDynamics<double> f([&](double, Var<double> h) {
     return use ? mul(h, h.tape().param(hidden)) : neg(h);
   });
-  for (Gradient g : {Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kBinomial, Gradient::kSymplectic}) {
     Tape<double> tape;
     Tensor<double> y0(Shape{2, 1}, 1.0);
     SolverOptions o;

@@ -22,7 +22,8 @@ Tensor<T> random(Shape s, unsigned seed, double scale) {
   return MlpDynamics<T>::random(s, seed, scale);
 }
 
-constexpr Gradient kMethods[] = {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint};
+constexpr Gradient kMethods[] = {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint,
+                                 Gradient::kBinomial, Gradient::kSymplectic};
 
 template <class T>
 SolverOptions options(Gradient g) {
@@ -35,7 +36,8 @@ SolverOptions options(Gradient g) {
 }
 
 // The tolerance between methods: the adjoint is accurate to its solve's
-// tolerance, backprop and checkpoint agree to rounding.
+// tolerance, backprop and the exact methods (checkpoint, binomial,
+// symplectic) agree to rounding.
 template <class T>
 double method_tol(Gradient g) {
   if (g == Gradient::kAdjoint) return std::is_same_v<T, double> ? 1e-6 : 2e-3;
@@ -116,7 +118,8 @@ void check_all_methods(Problem<T>& p) {
     o.method = Method::kRk4;
     o.steps = 16;
     std::vector<Tensor<double>> fd = finite_differences(p, o);
-    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    o.checkpoint_states = 3;  // binomial and checkpoint recompute states
+    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint, Gradient::kBinomial, Gradient::kSymplectic}) {
       o.gradient = m;
       EXPECT_LT(max_rel_diff(gradients(p, o), fd), 1e-6) << gradient_name(m) << " vs FD";
     }
@@ -244,7 +247,7 @@ TYPED_TEST(Reads, ValueReadOnlyInTheBackwardPassIsRefusedByName) {
   bool read_c = false;  // f changes what it reads between the passes
   Var<T> c;
   FunctionDynamics<T> f([&](T, Var<T> h) { return read_c ? mul(h, c) : neg(h); });
-  for (Gradient m : {Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient m : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kBinomial, Gradient::kSymplectic}) {
     Tape<T> tape;
     c = tape.param(u);
     read_c = false;

@@ -1,0 +1,107 @@
+#ifndef ANODE_ODE_STEP_REPLAY_H_
+#define ANODE_ODE_STEP_REPLAY_H_
+
+// The replay half of the methods that re-run forward steps in their backward
+// pass (internal to //ode): uniform checkpointing (checkpoint.cc), binomial
+// checkpointing (binomial.cc) and the symplectic adjoint (symplectic.cc).
+// It walks the solve's steps last first, carrying the adjoint of the state,
+// adding each output time's cotangent in the step that produced it, and
+// sending what each replayed evaluation gives f's parameters and captured
+// values to the solve node's input gradients.
+
+#include <cstdint>
+#include <span>
+
+#include "autodiff/tape.h"
+#include "ode/internal.h"
+#include "ode/rk_step.h"
+
+namespace anode::ode::internal {
+
+template <class T>
+class StepReplay {
+ public:
+  /// For the backward pass of `node`, whose record is `r`; `what` names the
+  /// method in errors. Fetches the input gradients (before any nested scope)
+  /// and zeroes the carried adjoint.
+  StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<T>& r, const char* what);
+  StepReplay(const StepReplay&) = delete;
+  StepReplay& operator=(const StepReplay&) = delete;
+
+  /// The step arithmetic; its evaluations count as backward NFE.
+  RkStep<T>& stepper() { return stepper_; }
+  const char* what() const { return what_; }
+  /// The adjoint of the state at the end of the step about to be reversed
+  /// (after reverse(): at its start). n elements.
+  T* adjoint() { return a_; }
+
+  /// The state after the step (t, h) from y, unrecorded, into out (the
+  /// recomputation of a state that was not kept).
+  void advance(T t, T h, const T* y, T* out);
+
+  /// Re-runs the step (t, h, t_end) from y with recording on and
+  /// backpropagates through it: seeds are the carried adjoint on its end
+  /// state (unless it is the solve's last step) and the cotangents of the
+  /// output times inside (t, t_end]. The adjoint becomes that of y.
+  void reverse(T t, T h, T t_end, const T* y, bool last_step);
+
+  /// The outputs inside the step (t, t_end] that are still unhandled, last
+  /// first: calls emit(i, v-cotangent, exact) for each, where exact means the
+  /// output time is the step's end (else it is interpolated).
+  template <class Emit>
+  void outputs_in(T t, T t_end, Emit&& emit) {
+    while (out_i_ >= 0 && dir_ * (r_.times[out_i_ + 1] - t) > 0) {
+      const T to = r_.times[out_i_ + 1];
+      const bool exact = std::abs(to - t_end) <= 8 * eps_ * std::max<T>(T(1), std::abs(t_end));
+      emit(to, cot_ + out_i_ * n_, exact);
+      --out_i_;
+    }
+  }
+
+  /// Inside a nested recording scope: what f's evaluations there read gets
+  /// its gradient. Construct (on the stack) before the evaluations, call
+  /// collect() after the scope's tape.backward.
+  class Evaluation {
+   public:
+    explicit Evaluation(StepReplay& replay);
+    /// Stops watching; throws if f read a captured value the forward did not.
+    void stop();
+    /// Adds the parameters' and captured values' adjoints of this scope to
+    /// the node's input gradients.
+    void collect();
+
+   private:
+    StepReplay& rp_;
+    ReadsLease<T> reads_;
+    Watching<T> watching_;
+    LiftCaptured<T> lifted_;
+  };
+
+  /// Adds the carried adjoint to h0's gradient (after the first step).
+  void finish();
+
+ private:
+  Tape<T>& tape_;
+  const SolveRecord<T>& r_;
+  const char* what_;
+  PrimalSystem<T> sys_;
+  RkStep<T> stepper_;
+  int K_;
+  Index n_;
+  const T* cot_;
+  T eps_, dir_;
+  T* g_h0_;
+  T** g_theta_;  // the parameters', then the captured values'
+  T** g_step_;   // one evaluation's d/dc of the captured values (Tape::lift)
+  T* a_;
+  int out_i_;
+  Var<T>* seeds_;
+  TensorView<const T>* cots_;
+};
+
+extern template class StepReplay<float>;
+extern template class StepReplay<double>;
+
+}  // namespace anode::ode::internal
+
+#endif  // ANODE_ODE_STEP_REPLAY_H_
