@@ -13,6 +13,7 @@
 // the backward pass starts at the first reversal; an adaptive solve learns
 // N only at its end, so its backward pass runs the whole schedule from
 // state 0 (N - 1 more recomputed steps).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -41,6 +42,7 @@ struct BinomialContext : SolveRecord<T> {
   T* current;               // the schedule's current state
   bool prefilled;           // the forward stored the first sweep's states
   std::int64_t expected;    // fixed-step count known before the solve (0: adaptive)
+  bool end_time_input;      // the node's last input is the end time
 };
 static_assert(std::is_trivially_destructible_v<BinomialContext<float>>);
 
@@ -129,7 +131,7 @@ void binomial_backward(Tape<T>& tape, const Node<T>& node) {
   if (ctx.nsteps == 0) return;  // nothing was kept: no gradient was possible
   const Index n = ctx.state.numel();
   const std::size_t bytes = sizeof(T) * n;
-  StepReplay<T> replay(tape, node, ctx, binomial_name(ctx.options.method));
+  StepReplay<T> replay(tape, node, ctx, binomial_name(ctx.options.method), ctx.end_time_input);
   if (ctx.slot == nullptr) allocate_slots(tape, ctx);
   std::vector<CheckpointAction>& actions = schedule_buffer();
   binomial_schedule(ctx.nsteps, ctx.slots, actions);
@@ -176,11 +178,12 @@ std::int64_t fixed_step_count(const SolverOptions& o, double span) {
 }  // namespace
 
 template <class T>
-Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& o,
+Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1, const SolverOptions& o,
                        SolveStats* stats) {
   Tape<T>& tape = h0.tape();
   auto* ctx = arena_array<BinomialContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
+  ctx->end_time_input = t1.valid();
   ReadsLease<T> reads;
   const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
   const double span = std::abs(static_cast<double>(times.back()) - static_cast<double>(times[0]));
@@ -224,7 +227,7 @@ Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   }
   finish_record(*ctx, tape, *reads, binomial_name(o.method));
   std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);
+  Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
   Node<T> node{};
   node.name = "odeint_binomial";
   node.backward = &binomial_backward<T>;
@@ -233,9 +236,9 @@ Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   return y;
 }
 
-template Var<float> odeint_binomial<float>(Dynamics<float>&, Var<float>, std::span<const float>,
+template Var<float> odeint_binomial<float>(Dynamics<float>&, Var<float>, std::span<const float>, Var<float>,
                                            const SolverOptions&, SolveStats*);
 template Var<double> odeint_binomial<double>(Dynamics<double>&, Var<double>, std::span<const double>,
-                                             const SolverOptions&, SolveStats*);
+                                             Var<double>, const SolverOptions&, SolveStats*);
 
 }  // namespace anode::ode::internal

@@ -319,8 +319,8 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverO
     case Gradient::kBackprop: return internal::odeint_backprop(f, h0, times, options, stats);
     case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, times, Var<T>(), options, stats);
     case Gradient::kCheckpoint: return internal::odeint_checkpoint(f, h0, times, options, stats);
-    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, options, stats);
-    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, Var<T>(), options, stats);
   }
   throw SolverError("odeint: unknown gradient method");
 }
@@ -334,11 +334,15 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& o
   }
   const T times[2] = {t0, t1.data()[0]};
   internal::check_solve(what, h0, std::span<const T>(times, 2), options);
-  if (options.gradient != Gradient::kAdjoint) {
-    throw SolverError(std::string(what) + ": gradients with respect to the end time need "
-                      "gradient = adjoint (got " + gradient_name(options.gradient) + ")");
+  const std::span<const T> ts(times, 2);
+  switch (options.gradient) {
+    case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, ts, t1, options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, ts, t1, options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, ts, t1, options, stats);
+    default: break;
   }
-  return internal::odeint_adjoint(f, h0, std::span<const T>(times, 2), t1, options, stats);
+  throw SolverError(std::string(what) + ": gradients with respect to the end time need "
+                    "gradient = adjoint, binomial or symplectic (got " + gradient_name(options.gradient) + ")");
 }
 
 template Var<float> odeint<float>(Dynamics<float>&, Var<float>, std::span<const float>,

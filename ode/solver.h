@@ -174,8 +174,11 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::initializer_list<std::type_identit
 }
 
 /// As above for one interval [t0, t1], with the end time a Var: d(loss)/dt1
-/// = <a(t1), f(t1, h(t1))> flows to it. Requires the adjoint method (the
-/// other methods would need the derivative of the step sequence).
+/// = <a(t1), f(t1, h(t1))> flows to it. Requires the adjoint, binomial or
+/// symplectic method (backprop and checkpoint would need the derivative of
+/// the step sequence). The formula is the continuous one for every method:
+/// it is the derivative of the exact solution, which the discrete one
+/// approaches as the steps shrink.
 template <class T>
 Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& options,
               SolveStats* stats = nullptr);

@@ -8,7 +8,8 @@
 namespace anode::ode::internal {
 
 template <class T>
-StepReplay<T>::StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<T>& r, const char* what)
+StepReplay<T>::StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<T>& r, const char* what,
+                          bool end_time_input)
     : tape_(tape),
       r_(r),
       what_(what),
@@ -32,6 +33,12 @@ StepReplay<T>::StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<
   std::memset(a_, 0, sizeof(T) * n_);
   seeds_ = arena_array<Var<T>>(tape, K_ + 1);
   cots_ = arena_array<TensorView<const T>>(tape, K_ + 1);
+  T* g_t1 = end_time_input ? tape.in_adj(node, 1 + P + C) : nullptr;
+  if (g_t1 != nullptr) {
+    const T* hout = tape.slot(node.out).value;  // the forward outputs, [K, ...] or the state's shape
+    end_time_gradient<T>(tape, r, TensorView<const T>{hout + (K_ - 1) * n_, r.state}, cot_ + (K_ - 1) * n_,
+                         g_t1);
+  }
 }
 
 template <class T>

@@ -9,6 +9,8 @@
 // sending what each replayed evaluation gives f's parameters and captured
 // values to the solve node's input gradients.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <span>
 
@@ -23,8 +25,11 @@ class StepReplay {
  public:
   /// For the backward pass of `node`, whose record is `r`; `what` names the
   /// method in errors. Fetches the input gradients (before any nested scope)
-  /// and zeroes the carried adjoint.
-  StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<T>& r, const char* what);
+  /// and zeroes the carried adjoint. With `end_time_input` (the node's last
+  /// input is the end time t1), adds d(loss)/d(t1) = <a(t1), f(t1, h(t1))>
+  /// to its gradient, as the adjoint method does.
+  StepReplay(Tape<T>& tape, const Node<T>& node, const SolveRecord<T>& r, const char* what,
+             bool end_time_input = false);
   StepReplay(const StepReplay&) = delete;
   StepReplay& operator=(const StepReplay&) = delete;
 

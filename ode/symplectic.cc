@@ -10,6 +10,7 @@
 // Runge-Kutta solution (as backprop's, to rounding); memory is the N step
 // states, O(s) stage buffers and one evaluation of f on the tape, where the
 // checkpoint method holds a whole step's s evaluations.
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -32,6 +33,7 @@ template <class T>
 struct SymplecticContext : SolveRecord<T> {
   KeptStep<T>* steps;  // an arena array, grown by doubling
   std::int64_t nsteps, capacity;
+  bool end_time_input;  // the node's last input is the end time
 };
 static_assert(std::is_trivially_destructible_v<SymplecticContext<float>>);
 
@@ -89,7 +91,7 @@ template <class T>
 void symplectic_backward(Tape<T>& tape, const Node<T>& node) {
   auto& ctx = *static_cast<SymplecticContext<T>*>(node.saved);
   if (ctx.nsteps == 0) return;  // nothing was kept: no gradient was possible
-  StepReplay<T> replay(tape, node, ctx, symplectic_name(ctx.options.method));
+  StepReplay<T> replay(tape, node, ctx, symplectic_name(ctx.options.method), ctx.end_time_input);
   RkStep<T>& st = replay.stepper();
   const Tableau& tab = st.tableau();
   const SymplecticPartner p = symplectic_partner(tab);
@@ -223,11 +225,12 @@ void symplectic_backward(Tape<T>& tape, const Node<T>& node) {
 }  // namespace
 
 template <class T>
-Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverOptions& o,
+Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1, const SolverOptions& o,
                          SolveStats* stats) {
   Tape<T>& tape = h0.tape();
   auto* ctx = arena_array<SymplecticContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
+  ctx->end_time_input = t1.valid();
   ReadsLease<T> reads;
   const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
   auto solve = [&](bool record) {
@@ -243,7 +246,7 @@ Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, co
   if (tape.recording() && !keep && reads->any()) y = solve(true);
   finish_record(*ctx, tape, *reads, symplectic_name(o.method));
   std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);
+  Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
   Node<T> node{};
   node.name = "odeint_symplectic";
   node.backward = &symplectic_backward<T>;
@@ -253,8 +256,8 @@ Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, co
 }
 
 template Var<float> odeint_symplectic<float>(Dynamics<float>&, Var<float>, std::span<const float>,
-                                             const SolverOptions&, SolveStats*);
+                                             Var<float>, const SolverOptions&, SolveStats*);
 template Var<double> odeint_symplectic<double>(Dynamics<double>&, Var<double>, std::span<const double>,
-                                               const SolverOptions&, SolveStats*);
+                                               Var<double>, const SolverOptions&, SolveStats*);
 
 }  // namespace anode::ode::internal

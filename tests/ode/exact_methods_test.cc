@@ -238,6 +238,43 @@ TEST(ExactMethods, SecondBackwardPassGivesTheSameGradient) {
   }
 }
 
+TEST(ExactMethods, EndTimeGradientAsTheAdjointGivesIt) {
+  // dL/dT = <dL/dh(T), f(T, h(T))>: the same number as the adjoint's (the same
+  // forward solution and cotangent), and a central difference in T agrees.
+  MlpDynamics<double> f(2, 5, 31, /*time_dependent=*/true);
+  Tensor<double> y0 = MlpDynamics<double>::random({3, 2}, 9, 1.0);
+  auto loss_at = [&](Gradient g, double t_end, double* dldt, Tensor<double>* dh0) {
+    SolverOptions o;
+    o.gradient = g;
+    o.rtol = o.atol = 1e-10;
+    Tape<double> tape;
+    Tensor<double> tt(Shape{}, {t_end});
+    Var<double> t1 = tape.input(tt.view());
+    Var<double> h0 = tape.input(y0.view());
+    Var<double> loss = sum(square(odeint<double>(f, h0, 0.0, t1, o)));
+    if (dldt) {
+      tape.backward(loss);
+      *dldt = tape.grad(t1)[0];
+      *dh0 = Tensor<double>::from_view(tape.grad(h0));
+    }
+    return loss.item();
+  };
+  double adj = 0;
+  Tensor<double> adj_h0;
+  loss_at(Gradient::kAdjoint, 0.8, &adj, &adj_h0);
+  const double h = 1e-5;
+  const double fd = (loss_at(Gradient::kAdjoint, 0.8 + h, nullptr, nullptr) -
+                     loss_at(Gradient::kAdjoint, 0.8 - h, nullptr, nullptr)) / (2 * h);
+  for (Gradient g : {Gradient::kBinomial, Gradient::kSymplectic}) {
+    double dldt = 0;
+    Tensor<double> dh0;
+    loss_at(g, 0.8, &dldt, &dh0);
+    EXPECT_EQ(dldt, adj) << gradient_name(g);
+    EXPECT_NEAR(dldt, fd, 1e-6 * std::max(1.0, std::abs(fd))) << gradient_name(g);
+    for (Index i = 0; i < dh0.size(); ++i) EXPECT_NEAR(dh0[i], adj_h0[i], 1e-7) << gradient_name(g);
+  }
+}
+
 TEST(ExactMethods, ParseAndNameTheMethods) {
   EXPECT_EQ(parse_gradient("binomial"), Gradient::kBinomial);
   EXPECT_EQ(parse_gradient("symplectic"), Gradient::kSymplectic);
