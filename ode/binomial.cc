@@ -34,8 +34,7 @@ struct StepSize {
 
 template <class T>
 struct BinomialContext : SolveRecord<T> {
-  StepSize<T>* steps;       // N of them, in order (an arena array, grown by doubling)
-  std::int64_t nsteps, capacity;
+  ArenaLog<StepSize<T>> steps;  // N of them, in order
   int slots;                // states the schedule may store (state 0 included)
   T* state0;                // a copy of h0's value: slot 0
   T** slot;                 // the slots' buffers (null until allocated)
@@ -98,14 +97,7 @@ class BinomialStore : public StepStore<T> {
   }
 
   void kept(std::int64_t index, T t, T h, T t_end, std::span<const T* const> y) override {
-    if (ctx_.nsteps == ctx_.capacity) {
-      const std::int64_t cap = std::max<std::int64_t>(64, 2 * ctx_.capacity);
-      StepSize<T>* grown = tape_.template scratch<StepSize<T>>(static_cast<std::size_t>(cap));
-      if (ctx_.nsteps > 0) std::memcpy(grown, ctx_.steps, sizeof(StepSize<T>) * ctx_.nsteps);
-      ctx_.steps = grown;
-      ctx_.capacity = cap;
-    }
-    ctx_.steps[ctx_.nsteps++] = StepSize<T>{t, h, t_end};
+    ctx_.steps.push(tape_, StepSize<T>{t, h, t_end});
     if (ctx_.expected == 0) return;
     const std::size_t bytes = sizeof(T) * ctx_.state.numel();
     while (next_ < nstores_ && stores_[next_].state == index) {
@@ -116,7 +108,7 @@ class BinomialStore : public StepStore<T> {
   }
 
   // Whether the forward stored all it had to.
-  bool complete() const { return ctx_.expected > 0 && next_ == nstores_ && ctx_.nsteps == ctx_.expected; }
+  bool complete() const { return ctx_.expected > 0 && next_ == nstores_ && ctx_.steps.size == ctx_.expected; }
 
  private:
   Tape<T>& tape_;
@@ -128,13 +120,17 @@ class BinomialStore : public StepStore<T> {
 template <class T>
 void binomial_backward(Tape<T>& tape, const Node<T>& node) {
   auto& ctx = *static_cast<BinomialContext<T>*>(node.saved);
-  if (ctx.nsteps == 0) return;  // nothing was kept: no gradient was possible
+  if (ctx.steps.size == 0) return;  // nothing was kept: no gradient was possible
   const Index n = ctx.state.numel();
   const std::size_t bytes = sizeof(T) * n;
   StepReplay<T> replay(tape, node, ctx, binomial_name(ctx.options.method), ctx.end_time_input);
-  if (ctx.slot == nullptr) allocate_slots(tape, ctx);
+  if (ctx.slot == nullptr) {
+    // Adaptive: the budget applies now that N is known (0: a slot per state).
+    if (ctx.slots == 0 || ctx.slots > ctx.steps.size) ctx.slots = static_cast<int>(ctx.steps.size);
+    allocate_slots(tape, ctx);
+  }
   std::vector<CheckpointAction>& actions = schedule_buffer();
-  binomial_schedule(ctx.nsteps, ctx.slots, actions);
+  binomial_schedule(ctx.steps.size, ctx.slots, actions);
   std::size_t first = 0;
   if (ctx.prefilled) {
     // The forward did the first sweep: start at the first reversal.
@@ -151,12 +147,12 @@ void binomial_backward(Tape<T>& tape, const Node<T>& node) {
       case CheckpointAction::kRestore: std::memcpy(ctx.current, ctx.slot[a.slot], bytes); break;
       case CheckpointAction::kAdvance:
         for (std::int64_t s = a.state; s < a.to; ++s) {
-          replay.advance(ctx.steps[s].t, ctx.steps[s].h, ctx.current, ctx.current);
+          replay.advance(ctx.steps.items[s].t, ctx.steps.items[s].h, ctx.current, ctx.current);
         }
         break;
       case CheckpointAction::kReverse: {
-        const StepSize<T>& s = ctx.steps[a.state];
-        replay.reverse(s.t, s.h, s.t_end, ctx.current, a.state == ctx.nsteps - 1);
+        const StepSize<T>& s = ctx.steps.items[a.state];
+        replay.reverse(s.t, s.h, s.t_end, ctx.current, a.state == ctx.steps.size - 1);
         break;
       }
     }
@@ -184,55 +180,33 @@ Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<
   auto* ctx = arena_array<BinomialContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->end_time_input = t1.valid();
-  ReadsLease<T> reads;
-  const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
   const double span = std::abs(static_cast<double>(times.back()) - static_cast<double>(times[0]));
   const std::int64_t fixed = fixed_step_count(o, span);
   const Index n = h0.size();
-
-  auto solve = [&](bool record) {
-    ctx->stats->reset();
-    ctx->steps = nullptr;
-    ctx->nsteps = ctx->capacity = 0;
-    ctx->slot = nullptr;
-    ctx->current = nullptr;
-    ctx->state0 = nullptr;
-    ctx->prefilled = false;
-    // Budget 0: a slot for every state (no recomputation).
-    ctx->expected = fixed > 0 && fixed <= o.max_steps ? fixed : 0;
-    ctx->slots = o.checkpoint_states > 0 ? o.checkpoint_states : 0;
-    if (ctx->slots == 0 && ctx->expected > 0) ctx->slots = static_cast<int>(ctx->expected);
-    if (record) {
-      ctx->state0 = tape.scratch(n);
-      std::memcpy(ctx->state0, h0.data(), sizeof(T) * n);
-      if (ctx->expected > 0) {
-        ctx->slots = static_cast<int>(std::min<std::int64_t>(ctx->slots, ctx->expected));
-        allocate_slots(tape, *ctx);
-      }
-    }
-    reads->reset(below, f.parameters());
-    std::optional<BinomialStore<T>> store;  // (a forward-only solve allocates nothing per step)
-    if (record) store.emplace(tape, *ctx);
-    Var<T> y = solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads, record ? &*store : nullptr, true);
-    ctx->prefilled = record && store->complete();
-    return y;
-  };
-  const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
-  Var<T> y = solve(keep);
-  if (tape.recording() && !keep && reads->any()) y = solve(true);
-  if (ctx->slot == nullptr && ctx->nsteps > 0) {
-    // Adaptive: the budget applies now that N is known.
-    if (ctx->slots == 0) ctx->slots = static_cast<int>(ctx->nsteps);
-    ctx->slots = static_cast<int>(std::min<std::int64_t>(ctx->slots, ctx->nsteps));
-  }
-  finish_record(*ctx, tape, *reads, binomial_name(o.method));
-  std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
-  Node<T> node{};
-  node.name = "odeint_binomial";
-  node.backward = &binomial_backward<T>;
-  node.saved = ctx;
-  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
+  std::optional<BinomialStore<T>> store;  // (a forward-only solve allocates nothing per step)
+  Var<T> y = replay_forward<T>(
+      tape, *ctx, f, h0, times, t1, o, binomial_name(o.method), "odeint_binomial", &binomial_backward<T>,
+      [&](bool record) -> StepStore<T>* {
+        ctx->steps.clear();
+        ctx->slot = nullptr;
+        ctx->current = nullptr;
+        ctx->state0 = nullptr;
+        ctx->prefilled = false;
+        store.reset();
+        // Budget 0: a slot for every state (no recomputation).
+        ctx->expected = fixed > 0 && fixed <= o.max_steps ? fixed : 0;
+        ctx->slots = o.checkpoint_states;
+        if (!record) return nullptr;
+        ctx->state0 = tape.scratch(n);
+        std::memcpy(ctx->state0, h0.data(), sizeof(T) * n);
+        if (ctx->expected > 0) {
+          if (ctx->slots == 0 || ctx->slots > ctx->expected) ctx->slots = static_cast<int>(ctx->expected);
+          allocate_slots(tape, *ctx);
+        }
+        store.emplace(tape, *ctx);
+        return &*store;
+      });
+  ctx->prefilled = store && store->complete();
   return y;
 }
 

@@ -12,6 +12,7 @@
 // kept states once, unrecorded, before walking it backwards.
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "ode/internal.h"
@@ -125,36 +126,16 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
   Tape<T>& tape = h0.tape();
   auto* ctx = arena_array<CheckpointContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
-  ReadsLease<T> reads;
-  const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
-  const int budget = o.checkpoint_states;
-  const Index n = h0.size();
-
-  // Step records are kept when a gradient may be asked for
-  // (may_need_gradient); a solve that kept none and finds f reading
-  // something differentiable after all is run again, keeping them.
-  auto solve = [&](bool record) {
-    ctx->stats->reset();
-    ctx->last = nullptr;
-    ctx->stride = 1;
-    reads->reset(below, f.parameters());
-    StrideStore<T> store(tape, *ctx, budget, n);
-    // keep_scratch: the step records stay in the arena for the backward
-    // pass; the driver rewinds each step's scratch itself.
-    return solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads, record ? &store : nullptr, true);
-  };
-  const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
-  Var<T> y = solve(keep);
-  if (tape.recording() && !keep && reads->any()) y = solve(true);
-  finish_record(*ctx, tape, *reads, checkpoint_name(o.method));
-  std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, *ctx, h0, Var<T>(), &nin);
-  Node<T> node{};
-  node.name = "odeint_checkpoint";
-  node.backward = &checkpoint_backward<T>;
-  node.saved = ctx;
-  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
-  return y;
+  std::optional<StrideStore<T>> store;
+  return replay_forward<T>(tape, *ctx, f, h0, times, Var<T>(), o, checkpoint_name(o.method), "odeint_checkpoint",
+                           &checkpoint_backward<T>, [&](bool record) -> StepStore<T>* {
+                             ctx->last = nullptr;
+                             ctx->stride = 1;
+                             store.reset();
+                             if (!record) return nullptr;
+                             store.emplace(tape, *ctx, o.checkpoint_states, h0.size());
+                             return &*store;
+                           });
 }
 
 template Var<float> odeint_checkpoint<float>(Dynamics<float>&, Var<float>, std::span<const float>,

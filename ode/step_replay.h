@@ -104,6 +104,61 @@ class StepReplay {
   TensorView<const T>* cots_;
 };
 
+/// The forward half of a replay method: solve_flat keeping, through the
+/// store that `start(record)` returns (after resetting the method's context;
+/// null: keep nothing), what the method keeps of each step. It keeps when a
+/// gradient may be asked for (may_need_gradient), and solves again keeping
+/// when a solve that kept nothing finds f reading something differentiable;
+/// then copies what f read into the record and records the solve node
+/// (inputs by node_inputs, with t1 if valid).
+template <class T, class Start>
+Var<T> replay_forward(Tape<T>& tape, SolveRecord<T>& r, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                      Var<T> t1, const SolverOptions& o, const char* what, const char* node_name,
+                      void (*backward)(Tape<T>&, const Node<T>&), Start&& start) {
+  ReadsLease<T> reads;
+  const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
+  auto solve = [&](bool record) {
+    r.stats->reset();
+    reads->reset(below, f.parameters());
+    StepStore<T>* store = start(record);
+    // keep_scratch: what the store keeps stays in the arena for the backward
+    // pass; the driver rewinds each step's scratch itself.
+    return solve_flat<T>(tape, f, h0, times, o, *r.stats, &*reads, store, true);
+  };
+  const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
+  Var<T> y = solve(keep);
+  if (tape.recording() && !keep && reads->any()) y = solve(true);
+  finish_record(r, tape, *reads, what);
+  std::size_t nin = 0;
+  Var<T>* inputs = node_inputs(tape, r, h0, t1, &nin);
+  Node<T> node{};
+  node.name = node_name;
+  node.backward = backward;
+  node.saved = &r;
+  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
+  return y;
+}
+
+/// A per-step log in the tape's arena, grown by doubling (outgrown blocks
+/// stay until the tape is rewound: about two entries of arena per step).
+template <class U>
+struct ArenaLog {
+  U* items;
+  std::int64_t size, capacity;
+  void clear() { items = nullptr, size = capacity = 0; }
+  template <class T>
+  void push(Tape<T>& tape, const U& u) {
+    if (size == capacity) {
+      const std::int64_t cap = capacity < 32 ? 64 : 2 * capacity;
+      U* grown = tape.template scratch<U>(static_cast<std::size_t>(cap));
+      for (std::int64_t i = 0; i < size; ++i) grown[i] = items[i];
+      items = grown;
+      capacity = cap;
+    }
+    items[size++] = u;
+  }
+};
+
 extern template class StepReplay<float>;
 extern template class StepReplay<double>;
 

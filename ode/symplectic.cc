@@ -12,6 +12,7 @@
 // checkpoint method holds a whole step's s evaluations.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "autodiff/kernels.h"
@@ -31,8 +32,7 @@ struct KeptStep {
 
 template <class T>
 struct SymplecticContext : SolveRecord<T> {
-  KeptStep<T>* steps;  // an arena array, grown by doubling
-  std::int64_t nsteps, capacity;
+  ArenaLog<KeptStep<T>> steps;
   bool end_time_input;  // the node's last input is the end time
 };
 static_assert(std::is_trivially_destructible_v<SymplecticContext<float>>);
@@ -55,17 +55,10 @@ class KeepAll : public StepStore<T> {
  public:
   KeepAll(Tape<T>& tape, SymplecticContext<T>& ctx) : tape_(tape), ctx_(ctx) {}
   void kept(std::int64_t, T t, T h, T t_end, std::span<const T* const> y) override {
-    if (ctx_.nsteps == ctx_.capacity) {
-      const std::int64_t cap = std::max<std::int64_t>(64, 2 * ctx_.capacity);
-      auto* grown = tape_.template scratch<KeptStep<T>>(static_cast<std::size_t>(cap));
-      if (ctx_.nsteps > 0) std::memcpy(grown, ctx_.steps, sizeof(KeptStep<T>) * ctx_.nsteps);
-      ctx_.steps = grown;
-      ctx_.capacity = cap;
-    }
     const Index n = ctx_.state.numel();
     T* copy = tape_.scratch(n);
     std::memcpy(copy, y[0], sizeof(T) * n);
-    ctx_.steps[ctx_.nsteps++] = KeptStep<T>{t, h, t_end, copy};
+    ctx_.steps.push(tape_, KeptStep<T>{t, h, t_end, copy});
   }
 
  private:
@@ -90,7 +83,7 @@ void axpy(T c, const T* x, T* out, Index n) {
 template <class T>
 void symplectic_backward(Tape<T>& tape, const Node<T>& node) {
   auto& ctx = *static_cast<SymplecticContext<T>*>(node.saved);
-  if (ctx.nsteps == 0) return;  // nothing was kept: no gradient was possible
+  if (ctx.steps.size == 0) return;  // nothing was kept: no gradient was possible
   StepReplay<T> replay(tape, node, ctx, symplectic_name(ctx.options.method), ctx.end_time_input);
   RkStep<T>& st = replay.stepper();
   const Tableau& tab = st.tableau();
@@ -128,8 +121,8 @@ void symplectic_backward(Tape<T>& tape, const Node<T>& node) {
     eval.collect();
   };
 
-  for (std::int64_t idx = ctx.nsteps - 1; idx >= 0; --idx) {
-    const KeptStep<T>& rec = ctx.steps[idx];
+  for (std::int64_t idx = ctx.steps.size - 1; idx >= 0; --idx) {
+    const KeptStep<T>& rec = ctx.steps.items[idx];
     const T t = rec.t, h = rec.h;
     typename Tape<T>::Scope scope(tape);
     Var<T> y0 = tape.constant(TensorView<const T>{rec.y, ctx.state});
@@ -231,28 +224,14 @@ Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Va
   auto* ctx = arena_array<SymplecticContext<T>>(tape, 1);
   init_record(*ctx, tape, f, h0, times, o, stats);
   ctx->end_time_input = t1.valid();
-  ReadsLease<T> reads;
-  const std::int32_t below = static_cast<std::int32_t>(tape.num_slots());
-  auto solve = [&](bool record) {
-    ctx->stats->reset();
-    ctx->steps = nullptr;
-    ctx->nsteps = ctx->capacity = 0;
-    reads->reset(below, f.parameters());
-    KeepAll<T> store(tape, *ctx);
-    return solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads, record ? &store : nullptr, true);
-  };
-  const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
-  Var<T> y = solve(keep);
-  if (tape.recording() && !keep && reads->any()) y = solve(true);
-  finish_record(*ctx, tape, *reads, symplectic_name(o.method));
-  std::size_t nin = 0;
-  Var<T>* inputs = node_inputs(tape, *ctx, h0, t1, &nin);
-  Node<T> node{};
-  node.name = "odeint_symplectic";
-  node.backward = &symplectic_backward<T>;
-  node.saved = ctx;
-  tape.record(y, std::span<const Var<T>>(inputs, nin), node);
-  return y;
+  std::optional<KeepAll<T>> store;
+  return replay_forward<T>(tape, *ctx, f, h0, times, t1, o, symplectic_name(o.method), "odeint_symplectic",
+                           &symplectic_backward<T>, [&](bool record) -> StepStore<T>* {
+                             ctx->steps.clear();
+                             if (!record) return nullptr;
+                             store.emplace(tape, *ctx);
+                             return &*store;
+                           });
 }
 
 template Var<float> odeint_symplectic<float>(Dynamics<float>&, Var<float>, std::span<const float>,

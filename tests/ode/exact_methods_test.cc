@@ -3,7 +3,7 @@
 // and adaptive steps, in float and double, the same forward numbers as
 // backprop and the same gradient to rounding, with several output times
 // (interpolated ones included); their counters; their memory; finite
-// differences; a second backward pass.
+// differences; the end-time gradient. (A second backward pass: gradient_test.)
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -205,35 +205,6 @@ TEST(ExactMethods, InitialStateGradientMatchesFiniteDifferences) {
           [&](Tape<double>&, std::span<const Var<double>> x) { return odeint<double>(f, x[0], times, o); },
           inputs);
       EXPECT_TRUE(r.ok) << gradient_name(g) << " " << tableau(m).name << ": " << r.message;
-    }
-  }
-}
-
-TEST(ExactMethods, SecondBackwardPassGivesTheSameGradient) {
-  // Binomial's first sweep is overwritten by its reversal: the second pass
-  // runs the whole schedule from state 0.
-  for (Gradient g : {Gradient::kBinomial, Gradient::kSymplectic}) {
-    for (bool adaptive : {false, true}) {
-      MlpDynamics<double> f(3, 6, 5);
-      Tensor<double> y0 = MlpDynamics<double>::random({2, 3}, 8, 1.0);
-      SolverOptions o;
-      o.method = adaptive ? Method::kDopri5 : Method::kRk4;
-      o.rtol = o.atol = 1e-8;
-      if (!adaptive) o.steps = 20;
-      o.gradient = g;
-      o.checkpoint_states = 3;
-      const double times[] = {0.0, 0.5, 1.0};
-      Tape<double> tape;
-      Var<double> h0 = tape.input(y0.view());
-      Var<double> loss = sum(square(odeint<double>(f, h0, times, o)));
-      tape.backward(loss);
-      const Tensor<double> first = Tensor<double>::from_view(tape.grad(h0));
-      const Tensor<double> theta_first = f.parameters()[0]->grad();
-      tape.backward(loss);
-      for (Index i = 0; i < first.size(); ++i) EXPECT_EQ(first[i], tape.grad(h0)[i]) << gradient_name(g);
-      for (Index i = 0; i < theta_first.size(); ++i) {
-        EXPECT_NEAR(f.parameters()[0]->grad()[i], 2 * theta_first[i], 1e-12) << gradient_name(g);
-      }
     }
   }
 }
