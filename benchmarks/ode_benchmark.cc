@@ -49,13 +49,12 @@ using bench::process_cpu_ns;
 constexpr Index kBatch = 128, kDim = 16, kHidden = 64;
 
 struct Problem {
-  std::mt19937_64 rng{7};
+  datasets::Rng rng{7};
   models::MlpDynamics<float> f{kDim,  kDim, {kHidden, kHidden}, models::Activation::kTanh,
                                models::Activation::kIdentity, false, rng};
   Tensor<float> h0{Shape{kBatch, kDim}};
   Problem() {
-    std::normal_distribution<float> n(0, 1);
-    for (float& v : h0) v = n(rng);
+    for (float& v : h0) v = static_cast<float>(rng.normal());
   }
 };
 
@@ -184,11 +183,21 @@ void gradient_args(benchmark::internal::Benchmark* b) {
 void BM_Odeint_Gradient_Backprop(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kBackprop); }
 void BM_Odeint_Gradient_Adjoint(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kAdjoint); }
 void BM_Odeint_Gradient_Checkpoint(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kCheckpoint); }
+void BM_Odeint_Gradient_Interpolating(benchmark::State& state) {
+  odeint_gradient(state, ode::Gradient::kInterpolating);
+}
+void BM_Odeint_Gradient_InterpolatingCheckpoint(benchmark::State& state) {
+  odeint_gradient(state, ode::Gradient::kInterpolatingCheckpoint);
+}
+void BM_Odeint_Gradient_Quadrature(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kQuadrature); }
 void BM_Odeint_Gradient_Binomial(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kBinomial); }
 void BM_Odeint_Gradient_Symplectic(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kSymplectic); }
 BENCHMARK(BM_Odeint_Gradient_Backprop)->Apply(gradient_args);
 BENCHMARK(BM_Odeint_Gradient_Adjoint)->Apply(gradient_args);
 BENCHMARK(BM_Odeint_Gradient_Checkpoint)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Interpolating)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_InterpolatingCheckpoint)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Quadrature)->Apply(gradient_args);
 BENCHMARK(BM_Odeint_Gradient_Binomial)->Apply(gradient_args);
 BENCHMARK(BM_Odeint_Gradient_Symplectic)->Apply(gradient_args);
 

@@ -20,10 +20,19 @@ Gradient parse_gradient(std::string_view name) {
   if (name == "backprop") return Gradient::kBackprop;
   if (name == "adjoint") return Gradient::kAdjoint;
   if (name == "checkpoint") return Gradient::kCheckpoint;
+  if (name == "interpolating") return Gradient::kInterpolating;
+  if (name == "interpolating_checkpoint") return Gradient::kInterpolatingCheckpoint;
+  if (name == "quadrature") return Gradient::kQuadrature;
   if (name == "binomial") return Gradient::kBinomial;
   if (name == "symplectic") return Gradient::kSymplectic;
   throw std::invalid_argument("unknown gradient method '" + std::string(name) +
-                              "' (known: backprop, adjoint, checkpoint, binomial, symplectic)");
+                              "' (known: backprop, adjoint, checkpoint, interpolating, "
+                              "interpolating_checkpoint, quadrature, binomial, symplectic)");
+}
+
+bool is_adjoint_family(Gradient g) {
+  return g == Gradient::kAdjoint || g == Gradient::kInterpolating || g == Gradient::kInterpolatingCheckpoint ||
+         g == Gradient::kQuadrature;
 }
 
 const char* gradient_name(Gradient g) {
@@ -31,6 +40,9 @@ const char* gradient_name(Gradient g) {
     case Gradient::kBackprop: return "backprop";
     case Gradient::kAdjoint: return "adjoint";
     case Gradient::kCheckpoint: return "checkpoint";
+    case Gradient::kInterpolating: return "interpolating";
+    case Gradient::kInterpolatingCheckpoint: return "interpolating_checkpoint";
+    case Gradient::kQuadrature: return "quadrature";
     case Gradient::kBinomial: return "binomial";
     case Gradient::kSymplectic: return "symplectic";
   }
@@ -127,7 +139,7 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
     need << "in [0, " << beta_max << ") for " << tab.name;
     out_of_range("pi_beta", o.pi_beta, need.str().c_str());
   }
-  if (o.gradient == Gradient::kAdjoint || std::isnan(o.adjoint_rtol) || std::isnan(o.adjoint_atol)) {
+  if (is_adjoint_family(o.gradient) || std::isnan(o.adjoint_rtol) || std::isnan(o.adjoint_atol)) {
     finite_at_least("adjoint_rtol", o.adjoint_rtol, 0, false, "finite and >= 0 (0: use rtol and atol)");
     finite_at_least("adjoint_atol", o.adjoint_atol, 0, false, "finite and >= 0 (0: use rtol and atol)");
   }
@@ -319,6 +331,10 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverO
     case Gradient::kBackprop: return internal::odeint_backprop(f, h0, times, options, stats);
     case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, times, Var<T>(), options, stats);
     case Gradient::kCheckpoint: return internal::odeint_checkpoint(f, h0, times, options, stats);
+    case Gradient::kInterpolating:
+    case Gradient::kInterpolatingCheckpoint:
+      return internal::odeint_interpolating(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, times, Var<T>(), options, stats);
     case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, Var<T>(), options, stats);
     case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, Var<T>(), options, stats);
   }
@@ -337,12 +353,16 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& o
   const std::span<const T> ts(times, 2);
   switch (options.gradient) {
     case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, ts, t1, options, stats);
+    case Gradient::kInterpolating:
+    case Gradient::kInterpolatingCheckpoint: return internal::odeint_interpolating(f, h0, ts, t1, options, stats);
+    case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, ts, t1, options, stats);
     case Gradient::kBinomial: return internal::odeint_binomial(f, h0, ts, t1, options, stats);
     case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, ts, t1, options, stats);
-    default: break;
+    default:
+      throw SolverError(std::string(what) + ": gradients with respect to the end time need an adjoint-family "
+                        "gradient (adjoint, interpolating, interpolating_checkpoint, quadrature), binomial or "
+                        "symplectic (got " + gradient_name(options.gradient) + ")");
   }
-  throw SolverError(std::string(what) + ": gradients with respect to the end time need "
-                    "gradient = adjoint, binomial or symplectic (got " + gradient_name(options.gradient) + ")");
 }
 
 template Var<float> odeint<float>(Dynamics<float>&, Var<float>, std::span<const float>,
