@@ -284,6 +284,12 @@ Var<T> odeint_quadrature(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Va
 template <class T>
 Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
                          const SolverOptions& o, SolveStats* stats);
+template <class T>
+Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                       const SolverOptions& o, SolveStats* stats);
+template <class T>
+Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                         const SolverOptions& o, SolveStats* stats);
 
 }  // namespace anode::ode::internal
 

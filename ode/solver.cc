@@ -23,9 +23,11 @@ Gradient parse_gradient(std::string_view name) {
   if (name == "interpolating") return Gradient::kInterpolating;
   if (name == "interpolating_checkpoint") return Gradient::kInterpolatingCheckpoint;
   if (name == "quadrature") return Gradient::kQuadrature;
+  if (name == "binomial") return Gradient::kBinomial;
+  if (name == "symplectic") return Gradient::kSymplectic;
   throw std::invalid_argument("unknown gradient method '" + std::string(name) +
                               "' (known: backprop, adjoint, checkpoint, interpolating, "
-                              "interpolating_checkpoint, quadrature)");
+                              "interpolating_checkpoint, quadrature, binomial, symplectic)");
 }
 
 bool is_adjoint_family(Gradient g) {
@@ -41,6 +43,8 @@ const char* gradient_name(Gradient g) {
     case Gradient::kInterpolating: return "interpolating";
     case Gradient::kInterpolatingCheckpoint: return "interpolating_checkpoint";
     case Gradient::kQuadrature: return "quadrature";
+    case Gradient::kBinomial: return "binomial";
+    case Gradient::kSymplectic: return "symplectic";
   }
   return "?";
 }
@@ -52,6 +56,7 @@ SolveStats& SolveStats::operator+=(const SolveStats& o) {
   rejected += o.rejected;
   accepted_backward += o.accepted_backward;
   rejected_backward += o.rejected_backward;
+  recomputed += o.recomputed;
   return *this;
 }
 
@@ -140,6 +145,10 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
   }
   if (o.gradient == Gradient::kCheckpoint && (o.checkpoint_states < 0 || o.checkpoint_states == 1)) {
     fail(t0, "checkpoint_states must be 0 (keep all) or >= 2, got " + std::to_string(o.checkpoint_states));
+  }
+  if (o.gradient == Gradient::kBinomial && o.checkpoint_states < 0) {
+    fail(t0, "checkpoint_states (the binomial budget) must be >= 0 (0: a state per step), got " +
+                 std::to_string(o.checkpoint_states));
   }
 }
 
@@ -326,6 +335,8 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverO
     case Gradient::kInterpolatingCheckpoint:
       return internal::odeint_interpolating(f, h0, times, Var<T>(), options, stats);
     case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, Var<T>(), options, stats);
   }
   throw SolverError("odeint: unknown gradient method");
 }
@@ -345,10 +356,12 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& o
     case Gradient::kInterpolating:
     case Gradient::kInterpolatingCheckpoint: return internal::odeint_interpolating(f, h0, ts, t1, options, stats);
     case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, ts, t1, options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, ts, t1, options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, ts, t1, options, stats);
     default:
       throw SolverError(std::string(what) + ": gradients with respect to the end time need an adjoint-family "
-                        "gradient (adjoint, interpolating, interpolating_checkpoint, quadrature; got " +
-                        gradient_name(options.gradient) + ")");
+                        "gradient (adjoint, interpolating, interpolating_checkpoint, quadrature), binomial or "
+                        "symplectic (got " + gradient_name(options.gradient) + ")");
   }
 }
 

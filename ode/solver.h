@@ -69,10 +69,25 @@ enum class Gradient {
   /// nodes, one VJP each). Its error control sees only a, so it is cheaper
   /// when parameters outnumber states. Memory as kInterpolating.
   kQuadrature,
+  /// Binomial checkpointing (Griewank's revolve): the forward records each
+  /// accepted step's size; the backward reverses the steps with at most
+  /// `checkpoint_states` stored states (state 0 among them; 0: one per
+  /// step) under the schedule with the fewest recomputed steps (each step
+  /// recomputed at most r times for N <= C(c + r, r)), replaying the
+  /// recorded sizes. The exact discrete gradient; memory O(budget) states.
+  /// SolveStats::recomputed counts the recomputed steps.
+  kBinomial,
+  /// Symplectic adjoint (Matsubara, Miyatake & Yaguchi 2021): the forward
+  /// stores every accepted step's start state; the backward integrates the
+  /// adjoint over each step with the symplectic partner of the tableau,
+  /// recomputing the step's stage values and evaluating f on the tape one
+  /// stage at a time. The exact discrete gradient; memory O(N + s) states
+  /// plus one evaluation of f (checkpoint holds a whole step's s).
+  kSymplectic,
 };
 
 /// "backprop", "adjoint", "checkpoint", "interpolating",
-/// "interpolating_checkpoint", "quadrature".
+/// "interpolating_checkpoint", "quadrature", "binomial", "symplectic".
 Gradient parse_gradient(std::string_view name);
 const char* gradient_name(Gradient g);
 /// Whether g integrates an adjoint system backward (adjoint, interpolating,
@@ -120,6 +135,8 @@ struct SolverOptions {
   /// state, and the backward pass recomputes the others from the nearest kept
   /// one (one more forward evaluation of those steps): memory O(budget + steps
   /// / budget) states, the same gradient.
+  /// Binomial: the budget of its schedule, with the same meaning (state 0
+  /// counts; 1 keeps only state 0 and recomputes every step from it).
   int checkpoint_states = 64;
   /// Global step control (e.g. data-parallel training over MPI, where each
   /// process solves its shard of one batch): when set, every error norm's
@@ -143,8 +160,9 @@ struct SolveStats {
   std::int64_t nfe_backward = 0;  // evaluations of f (or its VJP) in the backward pass
   std::int64_t accepted = 0;      // forward steps
   std::int64_t rejected = 0;
-  std::int64_t accepted_backward = 0;  // adjoint solve (and re-solve) steps
+  std::int64_t accepted_backward = 0;  // adjoint solve (and re-solve) steps; steps replayed (checkpoint methods, symplectic)
   std::int64_t rejected_backward = 0;
+  std::int64_t recomputed = 0;  // checkpoint methods: steps re-run unrecorded to recompute a state
   void reset() { *this = SolveStats{}; }
   SolveStats& operator+=(const SolveStats& o);
 };
@@ -198,8 +216,10 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::initializer_list<std::type_identit
 
 /// As above for one interval [t0, t1], with the end time a Var: d(loss)/dt1
 /// = <a(t1), f(t1, h(t1))> flows to it. Requires an adjoint-family method
-/// (is_adjoint_family; the others would need the derivative of the step
-/// sequence).
+/// (is_adjoint_family), binomial or symplectic (backprop and checkpoint
+/// would need the derivative of the step sequence). The formula is the
+/// continuous one for every method: the derivative of the exact solution,
+/// which the discrete one approaches as the steps shrink.
 template <class T>
 Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& options,
               SolveStats* stats = nullptr);

@@ -16,7 +16,8 @@ using anode::testing::expect_error;
 
 constexpr Gradient kAllGradients[] = {Gradient::kBackprop,      Gradient::kAdjoint,
                                       Gradient::kCheckpoint,    Gradient::kInterpolating,
-                                      Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature};
+                                      Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature,
+                                      Gradient::kBinomial,      Gradient::kSymplectic};
 
 struct Fixture {
   FunctionDynamics<double> decay{[](double, Var<double> h) { return scale(h, -1.0); }};
@@ -69,6 +70,23 @@ TEST(SolverErrors, CheckpointBudgetOfOneState) {
       {"dopri5", "checkpoint_states", "got 1"});
   o.checkpoint_states = -4;
   expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"got -4"});
+}
+
+TEST(SolverErrors, BinomialBudget) {
+  Fixture fx;
+  SolverOptions o;
+  o.gradient = Gradient::kBinomial;
+  o.checkpoint_states = -1;
+  const double times[] = {0.0, 1.0};
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); },
+      {"dopri5", "binomial budget", "got -1"});
+  o.checkpoint_states = 1;  // state 0 only: valid (every step recomputed from it)
+  EXPECT_NO_THROW(odeint<double>(fx.decay, fx.h0, times, o));
+}
+
+TEST(SolverErrors, UnknownGradientMethodListsTheKnownOnes) {
+  expect_error<std::invalid_argument>([] { parse_gradient("revolve"); },
+      {"revolve", "backprop", "adjoint", "checkpoint", "binomial", "symplectic"});
 }
 
 TEST(SolverErrors, NanInTheInitialState) {
@@ -208,7 +226,8 @@ TEST(SolverErrors, ParameterUsedOnlyInTheBackwardPass) {
     return use ? mul(h, h.tape().param(hidden)) : neg(h);
   });
   for (Gradient g : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
-                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature}) {
+                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     Tape<double> tape;
     Tensor<double> y0(Shape{2, 1}, 1.0);
     SolverOptions o;

@@ -24,7 +24,8 @@ Tensor<T> random(Shape s, unsigned seed, double scale) {
 
 constexpr Gradient kMethods[] = {Gradient::kBackprop,      Gradient::kAdjoint,
                                  Gradient::kCheckpoint,    Gradient::kInterpolating,
-                                 Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature};
+                                 Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature,
+                                 Gradient::kBinomial,      Gradient::kSymplectic};
 // The optimize-then-discretize methods (accurate to their tolerances).
 constexpr Gradient kAdjoints[] = {Gradient::kAdjoint, Gradient::kInterpolating,
                                   Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature};
@@ -40,7 +41,8 @@ SolverOptions options(Gradient g) {
 }
 
 // The tolerance between methods: the adjoints are accurate to their solves'
-// tolerance, backprop and checkpoint agree to rounding.
+// tolerance, backprop and the exact methods (checkpoint, binomial,
+// symplectic) agree to rounding.
 template <class T>
 double method_tol(Gradient g) {
   if (is_adjoint_family(g)) return std::is_same_v<T, double> ? 1e-6 : 2e-3;
@@ -121,7 +123,8 @@ void check_all_methods(Problem<T>& p) {
     o.method = Method::kRk4;
     o.steps = 16;
     std::vector<Tensor<double>> fd = finite_differences(p, o);
-    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    o.checkpoint_states = 3;  // binomial and checkpoint recompute states
+    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint, Gradient::kBinomial, Gradient::kSymplectic}) {
       o.gradient = m;
       EXPECT_LT(max_rel_diff(gradients(p, o), fd), 1e-6) << gradient_name(m) << " vs FD";
     }
@@ -253,7 +256,8 @@ TYPED_TEST(Reads, ValueReadOnlyInTheBackwardPassIsRefusedByName) {
   Var<T> c;
   FunctionDynamics<T> f([&](T, Var<T> h) { return read_c ? mul(h, c) : neg(h); });
   for (Gradient m : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
-                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature}) {
+                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     Tape<T> tape;
     c = tape.param(u);
     read_c = false;
