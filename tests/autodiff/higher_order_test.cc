@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -28,6 +29,16 @@ Tensor<double> random_tensor(const Shape& s, std::uint64_t seed) {
   for (double& e : t) e = u(rng);
   return t;
 }
+
+// Tensors that back input() leaves (which reference their data) for the
+// length of a test.
+struct Store {
+  std::vector<std::unique_ptr<Tensor<double>>> kept;
+  TensorView<const double> operator()(const Shape& s, std::uint64_t seed) {
+    kept.push_back(std::make_unique<Tensor<double>>(random_tensor(s, seed)));
+    return kept.back()->view();
+  }
+};
 
 // Options for a function that takes gradients of its own inputs.
 GradCheckOptions nested() {
@@ -110,9 +121,10 @@ TEST(Jvp, MlpAgainstFiniteDifferencesAndVjp) {
 // Parameter::grad; a recorded gradient leaves those buffers alone, and the
 // outer backward then accumulates d(outer)/dtheta only.
 TEST(Gradients, LeaveParameterBuffersAloneAndDifferentiateThem) {
+  Store keep;
   Parameter<double> w("w", random_tensor({3}, 21));
   Tape<double> tape;
-  const V x = tape.input(random_tensor({3}, 22).view());
+  const V x = tape.input(keep({3}, 22));
   const V pw = tape.param(w);
   const V y = sum(mul(square(x), pw));  // dy/dx = 2 x w
   const V xs[] = {x};
@@ -126,10 +138,11 @@ TEST(Gradients, LeaveParameterBuffersAloneAndDifferentiateThem) {
 }
 
 TEST(Gradients, UnreachedAndConstantValuesGetZeros) {
+  Store keep;
   Tape<double> tape;
-  const V x = tape.input(random_tensor({2}, 1).view());
+  const V x = tape.input(keep({2}, 1));
   const V c = tape.constant_copy(random_tensor({2}, 2).view());
-  const V z = tape.input(random_tensor({3}, 3).view());
+  const V z = tape.input(keep({3}, 3));
   const V wrt[] = {x, c, z};
   const std::vector<V> g = tape.gradients(sum(mul(x, c)), wrt);
   for (Index i = 0; i < 2; ++i) EXPECT_EQ(g[0].data()[i], c.data()[i]);
@@ -184,9 +197,10 @@ TEST(GradOfGrad, ThroughABackpropOdeSolve) {
 // The adjoint method's solve is one node with a numeric backward only: a
 // recorded gradient through it is refused, naming it.
 TEST(GradOfGrad, AdjointSolveIsRefusedByName) {
+  Store keep;
   Tape<double> tape;
-  const V a = tape.input(random_tensor({2, 2}, 41).view());
-  const V h0 = tape.input(random_tensor({3, 2}, 42).view());
+  const V a = tape.input(keep({2, 2}, 41));
+  const V h0 = tape.input(keep({3, 2}, 42));
   ode::FunctionDynamics<double> dyn([a](double, V h) { return tanh(matmul(h, a)); });
   ode::SolverOptions o;
   o.gradient = ode::Gradient::kAdjoint;
@@ -196,7 +210,7 @@ TEST(GradOfGrad, AdjointSolveIsRefusedByName) {
                            {"gradients", "no recordable backward rule"});
   Tape<double> t2;
   Tape<double>::ForwardMode forward(t2);
-  const V h2 = t2.input(random_tensor({3, 2}, 42).view());
+  const V h2 = t2.input(keep({3, 2}, 42));
   t2.set_tangent(h2, t2.constant_copy(random_tensor({3, 2}, 43).view()));
   const V a2 = t2.constant_copy(random_tensor({2, 2}, 41).view());
   ode::FunctionDynamics<double> dyn2([a2](double, V h) { return tanh(matmul(h, a2)); });
@@ -231,21 +245,23 @@ TEST(HigherOrderErrors, OpWithoutRulesIsNamed) {
 }
 
 TEST(HigherOrderErrors, TangentsUnderNoGradAreRefused) {
+  Store keep;
   Tape<double> tape;
   Tape<double>::ForwardMode forward(tape);
-  const V x = tape.input(random_tensor({3}, 1).view());
+  const V x = tape.input(keep({3}, 1));
   tape.set_tangent(x, tape.constant_copy(random_tensor({3}, 2).view()));
   Tape<double>::NoGradGuard no_grad(tape);
   expect_error<ValueError>([&] { tanh(x); }, {"jvp", "NoGradGuard", "tangent would be lost"});
 }
 
 TEST(HigherOrderErrors, BadArguments) {
+  Store keep;
   Tape<double> tape, other;
-  const V x = tape.input(random_tensor({3}, 1).view());
+  const V x = tape.input(keep({3}, 1));
   const V c = tape.constant_copy(random_tensor({3}, 2).view());
   expect_error<ValueError>([&] { tape.set_tangent(c, x); }, {"set_tangent", "needs no gradient"});
   expect_error<ShapeError>([&] { tape.set_tangent(x, tape.zeros(Shape{2})); }, {"set_tangent", "[2]", "[3]"});
-  const V o = other.input(random_tensor({3}, 3).view());
+  const V o = other.input(keep({3}, 3));
   const V wrt[] = {o};
   expect_error<ValueError>([&] { tape.gradients(sum(x), wrt); }, {"gradients", "not a Var on this tape"});
   const V xs[] = {x};
