@@ -217,6 +217,27 @@ TEST(GradOfGrad, AdjointSolveIsRefusedByName) {
   expect_error<ValueError>([&] { ode::odeint(dyn2, h2, {0.0, 1.0}, o); }, {"jvp"});
 }
 
+// The README's example, with the closed forms: f = sum(x sin x),
+// df/dx = sin x + x cos x, d2f/dx2 = 2 cos x - x sin x (diagonal).
+TEST(Readme, JvpHvpAndGradOfGrad) {
+  auto f = [](Tape<double>&, std::span<const Var<double>> x) { return sum(sin(x[0]) * x[0]); };
+  auto grad_norm2 = [&](Tape<double>& t, std::span<const Var<double>> x) {
+    Var<double> g = t.gradients(f(t, x), x)[0];
+    return sum(square(g));
+  };
+  std::vector<Tensor<double>> x = {Tensor<double>(Shape{3}, 0.5)};
+  std::vector<Tensor<double>> v = {Tensor<double>(Shape{3}, 1.0)};
+  std::vector<Tensor<double>> d = grad<double>(grad_norm2, x);
+  HvpResult<double> h = hvp<double>(f, x, v);
+  JvpResult<double> j = jvp<double>(f, x, v);
+  const double g = std::sin(0.5) + 0.5 * std::cos(0.5), hd = 2 * std::cos(0.5) - 0.5 * std::sin(0.5);
+  for (Index i = 0; i < 3; ++i) {
+    EXPECT_NEAR(h.hvps[0][i], hd, 1e-15);
+    EXPECT_NEAR(d[0][i], 2 * hd * g, 1e-15);
+  }
+  EXPECT_NEAR(j.tangent[0], 3 * g, 1e-15);
+}
+
 // ---- Errors -------------------------------------------------------------------------
 
 // A user op written with only a numeric backward (no OpRules).
