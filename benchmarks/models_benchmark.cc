@@ -56,6 +56,7 @@
 #include "autodiff/optim.h"
 #include "autodiff/tape.h"
 #include "autodiff/thread_pool.h"
+#include "experiments/configs.h"
 #include "models/model.h"
 
 namespace anode {
@@ -112,24 +113,17 @@ double peak_gflops() {
 
 // ---- Workloads ---------------------------------------------------------------------
 
+// The MNIST experiment's ANODE p = 10 (experiments/configs.h), with what W1's
+// PyTorch twin fixes differently: no activation after the input layer or at
+// the dynamics' output, RK4 with 10 steps, nn.Linear's initialization.
 models::ModelConfig w1_config(ode::Gradient g) {
-  models::ModelConfig c;
-  c.input_dim = 784;
-  c.input_layer = true;
-  c.feature_dim = 20;
+  models::ModelConfig c = experiments::mnist_mlp_config(models::Augmentation::kZeroPad, 10);
   c.input_activation = models::Activation::kIdentity;
-  c.augmentation = models::Augmentation::kZeroPad;
-  c.augment_dim = 10;
-  c.hidden = {10, 10};
-  c.hidden_activation = models::Activation::kTanh;
   c.final_activation = models::Activation::kIdentity;
-  c.solver.method = ode::Method::kRk4;
-  c.solver.steps = 10;
-  c.solver.gradient = g;
-  c.t_end = 1.0;
-  c.readout_dim = 20;
-  c.output_dim = 10;
-  c.head = models::Head::kClassification;
+  c.block.solver = ode::SolverOptions{};
+  c.block.solver.method = ode::Method::kRk4;
+  c.block.solver.steps = 10;
+  c.block.solver.gradient = g;
   c.init = models::Init::kPytorch;  // as the twin's nn.Linear
   c.seed = 1;
   return c;
@@ -143,10 +137,10 @@ models::ModelConfig w2_config(ode::Gradient g, int steps) {
   c.hidden = {64, 64};
   c.hidden_activation = models::Activation::kRelu;
   c.final_activation = models::Activation::kIdentity;
-  c.solver.method = ode::Method::kRk4;
-  c.solver.steps = steps;
-  c.solver.gradient = g;
-  c.t_end = 1.0;
+  c.block.solver.method = ode::Method::kRk4;
+  c.block.solver.steps = steps;
+  c.block.solver.gradient = g;
+  c.block.t_end = 1.0;
   c.output_dim = 1;
   c.head = models::Head::kRegression;
   c.init = models::Init::kPytorch;

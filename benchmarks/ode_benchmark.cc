@@ -48,13 +48,12 @@ using bench::process_cpu_ns;
 constexpr Index kBatch = 128, kDim = 16, kHidden = 64;
 
 struct Problem {
-  std::mt19937_64 rng{7};
+  datasets::Rng rng{7};
   models::MlpDynamics<float> f{kDim,  kDim, {kHidden, kHidden}, models::Activation::kTanh,
                                models::Activation::kIdentity, false, rng};
   Tensor<float> h0{Shape{kBatch, kDim}};
   Problem() {
-    std::normal_distribution<float> n(0, 1);
-    for (float& v : h0) v = n(rng);
+    for (float& v : h0) v = static_cast<float>(rng.normal());
   }
 };
 

@@ -16,6 +16,8 @@
 #include "datasets/mnist.h"
 #include "datasets/synthetic.h"
 #include "experiments/common.h"
+#include "experiments/configs.h"
+#include "experiments/train.h"
 #include "models/model.h"
 #include "models/serialize.h"
 
@@ -36,8 +38,8 @@ struct Flags {
 
 struct Problem {
   std::string name;
-  models::ModelConfig config;
-  std::vector<Tensor<float>> params;  // trained values
+  models::ModelConfig config;         // as trained (float)
+  std::filesystem::path model;        // its trained parameter file
   Tensor<double> x;                   // the batch the gradient is taken on
   Tensor<double> y;                   // regression targets, or
   std::vector<int> labels;            // class labels
@@ -69,13 +71,9 @@ struct Measurement {
 // `repeats`).
 Measurement gradient(const Problem& pb, const ode::SolverOptions& solver, int repeats) {
   models::ModelConfig cfg = pb.config;
-  cfg.solver = solver;
+  cfg.block.solver = solver;
   models::AnodeModel<double> m(cfg);
-  for (std::size_t i = 0; i < pb.params.size(); ++i) {
-    const Tensor<float>& src = pb.params[i];
-    Tensor<double>& dst = m.parameters()[i]->value();
-    for (Index j = 0; j < src.size(); ++j) dst[j] = src[j];
-  }
+  load_trained(pb.model, pb.config, m);
   Measurement out;
   std::vector<double> times;
   Tape<double> tape;
@@ -98,83 +96,49 @@ Measurement gradient(const Problem& pb, const ode::SolverOptions& solver, int re
   return out;
 }
 
-template <class Loss>
-std::vector<Tensor<float>> train(models::ModelConfig cfg, int steps, const Tensor<float>& x, Loss loss_of) {
-  models::AnodeModel<float> m(cfg);
+// Trains the problem's model for --train-steps Adam steps (lr 0.05) on
+// batches of `batch` rows of (x, labels) or (x, targets) in a fixed order, and
+// saves it in the results as model_<name>.anode.
+void train(Problem& pb, const Flags& flags, const Tensor<float>& x, const Tensor<float>* targets,
+           const std::vector<int>* labels, Index batch, const Progress& progress, ResultDir& out) {
+  models::AnodeModel<float> m(pb.config);
   Adam<float> adam(m.parameters(), {.lr = 0.05});
-  Tape<float> tape;
-  for (int s = 0; s < steps; ++s) {
-    adam.zero_grad();
-    tape.clear();
-    Var<float> loss = loss_of(m(tape.constant(x.view()), true), tape);
-    tape.backward(loss);
-    adam.step();
-  }
-  std::vector<Tensor<float>> params;
-  for (Parameter<float>* p : m.parameters()) params.push_back(p->value());
-  return params;
+  const datasets::BatcherOptions bo{.batch_size = batch, .shuffle = false};
+  datasets::Batcher<float> batches = labels ? datasets::Batcher<float>(x, *labels, bo)
+                                            : datasets::Batcher<float>(x, *targets, bo);
+  FitOptions fo;
+  fo.max_steps = flags.train_steps;
+  fo.epochs = static_cast<int>((flags.train_steps + batches.num_batches() - 1) / batches.num_batches());
+  fo.progress_every = 10;
+  fit(m, adam, batches, labels ? Objective::kCrossEntropy : Objective::kMse, fo, progress, pb.name);
+  pb.model = out.file("model_" + pb.name + ".anode");
+  save_trained(pb.model, m);
 }
 
-Problem mnist_problem(const Flags& flags) {
+Problem mnist_problem(const Flags& flags, const Progress& progress, ResultDir& out) {
   datasets::TrainTest data = datasets::load_mnist_first(1000, 100, flags.mnist_dir);
   Problem pb;
   pb.name = "mnist_anode_p10";
-  models::ModelConfig& c = pb.config;
-  c.input_dim = 784;
-  c.input_layer = true;
-  c.feature_dim = 20;
-  c.augmentation = models::Augmentation::kZeroPad;
-  c.augment_dim = 10;
-  c.hidden = {10, 10};
-  c.hidden_activation = models::Activation::kTanh;
-  c.final_activation = models::Activation::kTanh;
-  c.readout_dim = 20;
-  c.output_dim = 10;
-  c.head = models::Head::kClassification;
-  c.solver.method = ode::Method::kTsit5;
-  c.solver.rtol = c.solver.atol = 1e-3;
-  c.seed = flags.common.seed;
-  // Train on the 1000 images in batches of 100, as the MNIST experiment does.
-  models::AnodeModel<float> m(c);
-  Adam<float> adam(m.parameters(), {.lr = 0.05});
-  datasets::Batcher<float> batches(data.train.images, data.train.labels, {.batch_size = 100, .shuffle = false});
-  Tape<float> tape;
-  int done = 0;
-  for (Index epoch = 0; done < flags.train_steps; ++epoch) {
-    batches.start_epoch(epoch);
-    while (done < flags.train_steps && batches.next()) {
-      adam.zero_grad();
-      tape.clear();
-      tape.backward(softmax_cross_entropy<float>(m(tape.constant(batches.features().view()), true), batches.labels()));
-      adam.step();
-      ++done;
-    }
-  }
-  for (Parameter<float>* p : m.parameters()) pb.params.push_back(p->value());
+  // The MNIST experiment's ANODE p = 10, trained on its 1000 images in
+  // batches of 100 as that experiment does.
+  pb.config = mnist_mlp_config(models::Augmentation::kZeroPad, 10);
+  pb.config.seed = flags.common.seed;
+  train(pb, flags, data.train.images, nullptr, &data.train.labels, 100, progress, out);
   pb.x = cast<double>(data.test.images);
   pb.labels = data.test.labels;
   return pb;
 }
 
-Problem spheres_problem(const Flags& flags) {
+Problem spheres_problem(const Flags& flags, const Progress& progress, ResultDir& out) {
   auto data = datasets::nested_spheres<float>({.n = 512, .seed = flags.common.seed + 5});
   Problem pb;
   pb.name = "spheres_anode_p5";
-  models::ModelConfig& c = pb.config;
-  c.input_dim = 2;
-  c.augmentation = models::Augmentation::kZeroPad;
-  c.augment_dim = 5;
-  c.hidden = {64, 64};
+  pb.config = spheres_config(2, 5, 64, flags.common.seed);
   // Smooth dynamics: ReLU makes f non-differentiable, which blurs the
   // comparison of gradient methods (their error then does not converge).
-  c.hidden_activation = models::Activation::kSoftplus;
-  c.output_dim = 1;
-  c.solver.method = ode::Method::kDopri5;
-  c.solver.rtol = c.solver.atol = 1e-3;
-  c.seed = flags.common.seed;
-  pb.params = train(c, flags.train_steps, data.features, [&](Var<float> out, Tape<float>& t) {
-    return mse(out, t.constant(data.targets.view()));
-  });
+  pb.config.hidden_activation = models::Activation::kSoftplus;
+  // Full-batch Adam on the 512 points.
+  train(pb, flags, data.features, &data.targets, nullptr, data.size(), progress, out);
   // Gradients on the first 128 points.
   const Index n = 128;
   pb.x = cast<double>(Tensor<float>::from_view({data.features.data(), Shape{n, 2}}));
@@ -217,8 +181,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
   Progress progress(flags.common.quiet);
   ResultDir out(results_root(flags.common.out), "gradient_methods");
   std::vector<Problem> problems;
-  if (flags.models != "spheres") problems.push_back(mnist_problem(flags));
-  if (flags.models != "mnist") problems.push_back(spheres_problem(flags));
+  if (flags.models != "spheres") problems.push_back(mnist_problem(flags, progress, out));
+  if (flags.models != "mnist") problems.push_back(spheres_problem(flags, progress, out));
   const std::vector<ode::Gradient>& methods = sweep.methods;
   Json results = Json::array();
   for (const Problem& pb : problems) {
@@ -273,7 +237,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
     steps_csv.save(out.file("steps_" + pb.name + ".csv"));
     results.push_back({{"model", pb.name}, {"reference", {{"solver", "dopri5"}, {"tolerance", flags.reference_tol},
                                                           {"nfe_forward", ref.stats.nfe_forward}}},
-                       {"config", Json::parse(models::config_to_json(pb.config))}});
+                       {"config", Json::parse(models::config_to_json(pb.config))},
+                       {"model_file", pb.model.filename().string()}});
   }
   Json summary;
   summary["experiment"] = "gradient_methods";

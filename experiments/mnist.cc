@@ -15,6 +15,8 @@
 #include "datasets/idx.h"
 #include "datasets/mnist.h"
 #include "experiments/common.h"
+#include "experiments/configs.h"
+#include "experiments/train.h"
 #include "models/conv_model.h"
 #include "models/model.h"
 #include "models/serialize.h"
@@ -55,23 +57,8 @@ struct Variant {
 };
 
 models::ModelConfig base_config(const Flags& flags) {
-  models::ModelConfig c;
-  c.input_dim = 784;
-  c.input_layer = true;
-  c.feature_dim = 20;
-  c.input_activation = models::Activation::kTanh;
-  c.hidden = {10, 10};
-  c.hidden_activation = models::Activation::kTanh;
-  c.final_activation = models::Activation::kTanh;
-  c.readout_dim = 20;
-  c.output_dim = 10;
-  c.head = models::Head::kClassification;
-  c.solver.method = ode::Method::kTsit5;
-  c.solver.rtol = 1e-3;
-  c.solver.atol = 1e-3;
-  c.solver.max_steps = 10000;
-  c.solver.gradient = ode::Gradient::kAdjoint;  // DiffEqFlux's NeuralODE default is an adjoint
-  apply_solver_flags(flags.common, c.solver);
+  models::ModelConfig c = mnist_mlp_config();
+  apply_solver_flags(flags.common, c.block.solver);
   return c;
 }
 
@@ -105,13 +92,13 @@ std::vector<Variant> all_variants(const Flags& flags) {
     models::ModelConfig a = c;
     a.augmentation = models::Augmentation::kZeroPad;
     a.augment_dim = 10;
-    a.time_noise = b;
+    a.block.time_noise = b;
     char name[32], label[64];
     std::snprintf(name, sizeof(name), "tranode_b%02d", static_cast<int>(std::lround(b * 10)));
     std::snprintf(label, sizeof(label), "TR-ANODE b=%.1f", b);
     add(name, label, "fig14_15", a, b == 0.2 ? 81.0 : nan);
     // The report's code also drew T when measuring test accuracy.
-    a.noise_at_eval = true;
+    a.block.noise_at_eval = true;
     std::snprintf(name, sizeof(name), "tranode_b%02d_evalnoise", static_cast<int>(std::lround(b * 10)));
     std::snprintf(label, sizeof(label), "TR-ANODE b=%.1f (T drawn at test)", b);
     add(name, label, "fig14_15", a, nan);
@@ -121,9 +108,9 @@ std::vector<Variant> all_variants(const Flags& flags) {
   // first 40 entries of the solver's state [x', x], i.e. the VELOCITY.
   models::ModelConfig so = c;
   so.feature_dim = 40;
-  so.order = 2;
+  so.block.order = 2;
   so.learned_velocity = true;
-  so.position_only = true;
+  so.block.position_only = true;
   so.augmentation = models::Augmentation::kZeroPad;
   so.augment_dim = 10;
   so.hidden = {20, 20};
@@ -183,33 +170,17 @@ struct Curves {
   double seconds = 0;
 };
 
-// Accuracy and mean loss of the model on a data set, in batches of `batch`.
-template <class Model>
-std::pair<double, double> evaluate(Model& m, const datasets::ImageSet& set, Index batch, Tape<float>& tape) {
-  const Index n = set.size(), d = set.images.shape()[1];
-  if (n == 0) throw std::logic_error("evaluate: an empty data set");
-  Index correct = 0;
-  double loss = 0;
-  Index batches = 0;
-  for (Index b = 0; b < n; b += batch) {
-    const Index rows = std::min(batch, n - b);
-    tape.clear();
-    Tape<float>::NoGradGuard no_grad(tape);
-    Var<float> logits = m(tape.constant(TensorView<const float>{set.images.data() + b * d, Shape{rows, d}}), false);
-    std::span<const int> labels(set.labels.data() + b, static_cast<std::size_t>(rows));
-    correct += models::count_correct<float>(logits.value(), labels);
-    loss += softmax_cross_entropy<float>(logits, labels).item();
-    ++batches;
-  }
-  return {static_cast<double>(correct) / static_cast<double>(n), loss / static_cast<double>(batches)};
-}
-
 double block_end_time(models::AnodeModel<float>& m) { return m.block().last_end_time(); }
 double block_end_time(models::ConvOdeClassifier<float>&) { return 1.0; }
 
+// The model file of one run in the results folder.
+std::string model_file(const Variant& v, std::uint64_t seed) {
+  return "model_" + v.name + "_s" + std::to_string(seed) + ".anode";
+}
+
 template <class Model>
 Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, const datasets::TrainTest& data,
-                   const Progress& progress, Model& model) {
+                   const Progress& progress, Model& model, ResultDir& out) {
   std::vector<Parameter<float>*> trained;
   for (Parameter<float>* p : model.parameters()) {
     if (!(v.freeze_input && p->name().rfind("input.", 0) == 0)) trained.push_back(p);
@@ -220,68 +191,51 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
   // (the conv variants) shuffle.
   datasets::Batcher<float> batches(data.train.images, data.train.labels,
                                    {.batch_size = batch, .shuffle = v.conv.has_value(), .seed = seed});
-  Tape<float> tape, eval_tape;
   Curves c;
-  Stopwatch clock;
-  int step = 0;
-  const int total = flags.epochs * static_cast<int>(batches.num_batches());
-  const int report_every = v.conv ? 1 : 10;
-  for (int epoch = 0; epoch < flags.epochs; ++epoch) {
-    batches.start_epoch(epoch);
-    while (batches.next()) {
-      for (Parameter<float>* p : model.parameters()) p->zero_grad();
-      tape.clear();
-      Var<float> logits = model(tape.constant(batches.features().view()), true);
-      Var<float> loss = softmax_cross_entropy<float>(logits, batches.labels());
-      tape.backward(loss);
-      if (!std::isfinite(loss.item())) throw std::runtime_error(v.label + ": the loss became non-finite");
-      adam.step();
-      ++step;
-      c.nfe_fwd.push_back(static_cast<double>(model.stats().nfe_forward));
-      c.nfe_bwd.push_back(static_cast<double>(model.stats().nfe_backward));
-      c.t_end.push_back(v.conv ? 1.0 : block_end_time(model));
-      // The conv models are costly: evaluate them once per epoch only.
-      const bool last_of_epoch = batches.batch_index() + 1 == batches.num_batches();
-      if (!v.conv || last_of_epoch) {
-        auto [acc, tl] = evaluate(model, data.test, batch, eval_tape);
-        c.test_acc.push_back(acc);
-        c.test_loss.push_back(tl);
-        if (flags.train_accuracy && !v.conv) {
-          auto [tra, trl] = evaluate(model, data.train, batch, eval_tape);
-          c.train_acc.push_back(tra);
-          c.train_loss.push_back(trl);
-        }
-      } else {
-        c.test_acc.push_back(std::numeric_limits<double>::quiet_NaN());
-        c.test_loss.push_back(std::numeric_limits<double>::quiet_NaN());
-      }
-      if (step % report_every == 0 || step == total) {
-        char acc[16] = "-";  // the conv variants are evaluated once per epoch
-        if (std::isfinite(c.test_acc.back())) std::snprintf(acc, sizeof(acc), "%.3f", c.test_acc.back());
-        char buf[240];
-        std::snprintf(buf, sizeof(buf), "%-34s seed %llu  step %3d/%d  loss %.3f  test acc %s  nfe %d/%d",
-                      v.label.c_str(), static_cast<unsigned long long>(seed), step, total, loss.item(), acc,
-                      static_cast<int>(c.nfe_fwd.back()), static_cast<int>(c.nfe_bwd.back()));
-        progress.line(buf);
-      }
+  FitOptions fo;
+  fo.epochs = flags.epochs;
+  fo.progress_every = v.conv ? 1 : 10;
+  fo.after_step = [&](const StepInfo& s) {
+    c.nfe_fwd.push_back(static_cast<double>(s.stats.nfe_forward));
+    c.nfe_bwd.push_back(static_cast<double>(s.stats.nfe_backward));
+    c.t_end.push_back(block_end_time(model));
+    // The conv models are costly: evaluate them once per epoch only.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (v.conv && !s.last_of_epoch) {
+      c.test_acc.push_back(nan);
+      c.test_loss.push_back(nan);
+      return std::string("  test acc -");
     }
-  }
-  c.seconds = clock.seconds();
+    auto [acc, tl] = evaluate_classifier(model, data.test.images, data.test.labels, batch);
+    c.test_acc.push_back(acc);
+    c.test_loss.push_back(tl);
+    if (flags.train_accuracy && !v.conv) {
+      auto [tra, trl] = evaluate_classifier(model, data.train.images, data.train.labels, batch);
+      c.train_acc.push_back(tra);
+      c.train_loss.push_back(trl);
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "  test acc %.3f", acc);
+    return std::string(buf);
+  };
+  const std::string who = v.label + " seed " + std::to_string(seed);
+  c.seconds = fit(model, adam, batches, Objective::kCrossEntropy, fo, progress, who).seconds;
+  save_trained(out.file(model_file(v, seed)), model);
   return c;
 }
 
 Curves train_one(const Flags& flags, const Variant& v, std::uint64_t seed, const datasets::TrainTest& data,
-                 const Progress& progress) {
+                 const Progress& progress, ResultDir& out) {
   if (v.conv) {
     models::ConvModelConfig cfg = *v.conv;
     cfg.seed = seed;
     models::ConvOdeClassifier<float> model(cfg);
-    return train_model(flags, v, seed, data, progress, model);
+    return train_model(flags, v, seed, data, progress, model, out);
   }
   models::ModelConfig cfg = v.config;
   cfg.seed = seed;
   models::AnodeModel<float> model(cfg);
-  return train_model(flags, v, seed, data, progress, model);
+  return train_model(flags, v, seed, data, progress, model, out);
 }
 
 datasets::TrainTest load_data(const Flags& flags) {
@@ -336,10 +290,11 @@ void run_experiment(const Flags& flags, const char* argv0) {
   Json table = Json::array();
   for (const Variant& v : variants) {
     std::vector<Curves> runs;
-    for (int s = 0; s < flags.seeds; ++s) runs.push_back(train_one(flags, v, flags.common.seed + s, data, progress));
+    for (int s = 0; s < flags.seeds; ++s) runs.push_back(train_one(flags, v, flags.common.seed + s, data, progress, out));
     Csv csv({"seed", "step", "test_accuracy", "test_loss", "train_accuracy", "train_loss", "nfe_forward",
              "nfe_backward", "t_end"});
     std::vector<double> finals, final_train, nfe_f, nfe_b, secs;
+    std::vector<std::string> model_files;
     for (int s = 0; s < flags.seeds; ++s) {
       const Curves& c = runs[s];
       for (std::size_t i = 0; i < c.test_acc.size(); ++i) {
@@ -353,6 +308,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
       nfe_f.push_back(mean(c.nfe_fwd));
       nfe_b.push_back(mean(c.nfe_bwd));
       secs.push_back(c.seconds);
+      model_files.push_back(model_file(v, flags.common.seed + s));
     }
     csv.save(out.file("curve_" + v.name + ".csv"));
     char buf[200];
@@ -365,7 +321,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
               {"final_test_accuracies", finals},
               {"final_train_accuracy_mean", final_train.empty() ? Json(nullptr) : Json(mean(final_train))},
               {"nfe_forward_per_step", mean(nfe_f)}, {"nfe_backward_per_step", mean(nfe_b)},
-              {"seconds_per_run", mean(secs)},
+              {"seconds_per_run", mean(secs)}, {"model_files", model_files},
               {"parameters", v.conv ? models::ConvOdeClassifier<float>(*v.conv).num_scalars()
                                     : models::AnodeModel<float>(v.config).num_scalars()},
               {"report_accuracy", std::isnan(v.report_accuracy) ? Json(nullptr) : Json(v.report_accuracy)},

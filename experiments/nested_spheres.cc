@@ -12,6 +12,8 @@
 #include "datasets/batcher.h"
 #include "datasets/synthetic.h"
 #include "experiments/common.h"
+#include "experiments/configs.h"
+#include "experiments/train.h"
 #include "models/model.h"
 
 namespace anode::experiments {
@@ -34,20 +36,10 @@ struct Flags {
 
 // Initialization `run` (0, 1, ...) of the model with p augmented dimensions.
 models::ModelConfig sphere_model(const Flags& flags, int p, int run = 0) {
-  models::ModelConfig c;
-  c.input_dim = flags.dim;
-  c.augmentation = p > 0 ? models::Augmentation::kZeroPad : models::Augmentation::kNone;
-  c.augment_dim = p;
-  c.hidden = {flags.hidden, flags.hidden};
-  c.hidden_activation = models::Activation::kRelu;
-  c.output_dim = 1;
-  c.head = models::Head::kRegression;
-  c.solver.method = ode::Method::kDopri5;
-  c.solver.rtol = 1e-3;
-  c.solver.atol = 1e-3;
-  c.solver.max_steps = 5000;
-  apply_solver_flags(flags.common, c.solver);
-  c.seed = (flags.common.seed + static_cast<std::uint64_t>(run)) * 100 + static_cast<std::uint64_t>(p);
+  models::ModelConfig c =
+      spheres_config(flags.dim, p, flags.hidden,
+                     (flags.common.seed + static_cast<std::uint64_t>(run)) * 100 + static_cast<std::uint64_t>(p));
+  apply_solver_flags(flags.common, c.block.solver);
   return c;
 }
 
@@ -111,49 +103,35 @@ void write_maps(const Flags& flags, models::AnodeModel<float>& model, const data
   contour.save(out.file("contour_" + tag + ".csv"));
 }
 
+// The model file of initialization `run` of the model with p augmented dimensions.
+std::string model_file(int p, int run) { return "model_p" + std::to_string(p) + "_run" + std::to_string(run + 1) + ".anode"; }
+
 // Trains initialization `run` of the model with p augmented dimensions and
-// measures it; with `out`, also writes its loss curve, features and map.
+// measures it, and saves its parameter file in `out`; with `figures`, also
+// writes its loss curve, features and map.
 Run train_and_evaluate(const Flags& flags, int p, int run, const datasets::LabelledSet<float>& train,
-                       const datasets::LabelledSet<float>& test, const Progress& progress, ResultDir* out) {
+                       const datasets::LabelledSet<float>& test, const Progress& progress, ResultDir& out,
+                       bool figures) {
   models::ModelConfig cfg = sphere_model(flags, p, run);
   models::AnodeModel<float> model(cfg);
   Adam<float> adam(model.parameters(), {.lr = flags.lr});
   datasets::Batcher<float> batches(train.features, train.targets,
                                    {.batch_size = flags.batch, .shuffle = true, .seed = cfg.seed});
-  Tape<float> tape;
   Csv loss_csv({"iteration", "epoch", "loss", "nfe_forward", "nfe_backward"});
-  ode::SolveStats total;
   Run r;
   r.label = p == 0 ? "NODE" : "ANODE p=" + std::to_string(p);
   const std::string who = r.label + (flags.seeds > 1 ? " run " + std::to_string(run + 1) : "");
-  Index it = 0;
-  Stopwatch clock;
-  for (int epoch = 0; epoch < flags.epochs; ++epoch) {
-    batches.start_epoch(epoch);
-    double epoch_loss = 0;
-    Index nb = 0;
-    while (batches.next()) {
-      adam.zero_grad();
-      tape.clear();
-      Var<float> loss = models::regression_loss(model(tape.constant(batches.features().view()), true),
-                                                tape.constant(batches.targets().view()));
-      tape.backward(loss);
-      if (!std::isfinite(loss.item())) throw std::runtime_error(who + ": the loss became non-finite");
-      adam.step();
-      ++it;
-      epoch_loss += loss.item();
-      ++nb;
-      total += model.stats();
-      loss_csv.row({static_cast<double>(it), static_cast<double>(epoch + 1), loss.item(),
-                    static_cast<double>(model.stats().nfe_forward), static_cast<double>(model.stats().nfe_backward)});
-    }
-    char buf[200];
-    std::snprintf(buf, sizeof(buf), "%-18s epoch %2d/%d  loss %.4f  nfe/step %.1f fwd %.1f bwd", who.c_str(),
-                  epoch + 1, flags.epochs, epoch_loss / nb, static_cast<double>(total.nfe_forward) / it,
-                  static_cast<double>(total.nfe_backward) / it);
-    progress.line(buf);
-  }
-  r.seconds = clock.seconds();
+  FitOptions fo;
+  fo.epochs = flags.epochs;
+  fo.after_step = [&](const StepInfo& s) {
+    loss_csv.row({static_cast<double>(s.step), static_cast<double>(s.epoch + 1), s.loss,
+                  static_cast<double>(s.stats.nfe_forward), static_cast<double>(s.stats.nfe_backward)});
+    return std::string();
+  };
+  const FitResult fr = fit(model, adam, batches, Objective::kMse, fo, progress, who);
+  const ode::SolveStats& total = fr.total;
+  const Index it = fr.steps;
+  r.seconds = fr.seconds;
   r.iterations = it;
   r.parameters = model.num_scalars();
   r.nfe_forward = static_cast<double>(total.nfe_forward) / static_cast<double>(std::max<Index>(it, 1));
@@ -164,11 +142,12 @@ Run train_and_evaluate(const Flags& flags, int p, int run, const datasets::Label
   r.test_acc = accuracy(pred, test.labels);
   predict(model, train.features, &train_pred, nullptr);
   r.train_acc = accuracy(train_pred, train.labels);
-  if (out) {
+  if (figures) {
     const std::string tag = "p" + std::to_string(p);
-    loss_csv.save(out->file("loss_" + tag + ".csv"));
-    write_maps(flags, model, test, state, tag, *out);
+    loss_csv.save(out.file("loss_" + tag + ".csv"));
+    write_maps(flags, model, test, state, tag, out);
   }
+  save_trained(out.file(model_file(p, run)), model);
   char buf[200];
   std::snprintf(buf, sizeof(buf), "%-18s test accuracy %.3f (train %.3f), %.1fs", who.c_str(), r.test_acc,
                 r.train_acc, r.seconds);
@@ -202,7 +181,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   for (int p : flags.augment) {
     std::vector<Run> runs;
     for (int r = 0; r < flags.seeds; ++r) {
-      runs.push_back(train_and_evaluate(flags, p, r, train, test, progress, r == 0 ? &out : nullptr));
+      runs.push_back(train_and_evaluate(flags, p, r, train, test, progress, out, r == 0));
     }
     auto all = [&](double Run::*field) {
       std::vector<double> v;
@@ -229,7 +208,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   summary["config"] = {{"scale", flags.scale}, {"points", flags.points}, {"test_points", flags.test_points},
                        {"dim", flags.dim}, {"radii", {1, 2, 3}}, {"epochs", flags.epochs},
                        {"batch", flags.batch}, {"lr", flags.lr}, {"hidden", {flags.hidden, flags.hidden}},
-                       {"activation", "relu"}, {"solver", solver_json(sphere_model(flags, 0).solver)},
+                       {"activation", "relu"}, {"solver", solver_json(sphere_model(flags, 0).block.solver)},
                        {"seed", flags.common.seed}, {"seeds", flags.seeds}};
   summary["results"] = results;
   finish(out, summary, argv0, "nested_spheres", flags.common, progress);

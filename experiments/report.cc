@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -43,6 +44,61 @@ std::string sci(double v) {
   std::ostringstream s;
   s << std::scientific << std::setprecision(1) << v;
   return s.str();
+}
+
+// A CSV file as written by Csv (a header, then rows of plain fields), read
+// by column name: a column added or moved by the experiment cannot shift
+// what the report shows.
+class CsvTable {
+ public:
+  explicit CsvTable(const fs::path& path) : path_(path) {}
+  std::size_t rows() const { return rows_.size(); }
+  /// The field of row i in the named column (std::runtime_error naming the
+  /// file and the column when there is none).
+  const std::string& at(std::size_t i, const std::string& column) const {
+    auto it = std::find(header_.begin(), header_.end(), column);
+    if (it == header_.end()) throw std::runtime_error(path_.string() + ": no column '" + column + "'");
+    return rows_.at(i).at(static_cast<std::size_t>(it - header_.begin()));
+  }
+  double number(std::size_t i, const std::string& column) const {
+    const std::string& text = at(i, column);
+    try {
+      return std::stod(text);
+    } catch (const std::exception&) {
+      throw std::runtime_error(path_.string() + ": column '" + column + "' holds '" + text + "', not a number");
+    }
+  }
+
+ private:
+  friend CsvTable read_csv(const fs::path& path);
+  fs::path path_;
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+CsvTable read_csv(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("missing " + path.string());
+  auto fields = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::stringstream ss(line);
+    std::string f;
+    while (std::getline(ss, f, ',')) out.push_back(f);
+    return out;
+  };
+  CsvTable t(path);
+  std::string line;
+  if (!std::getline(in, line)) throw std::runtime_error(path.string() + ": empty");
+  t.header_ = fields(line);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    t.rows_.push_back(fields(line));
+    if (t.rows_.back().size() != t.header_.size()) {
+      throw std::runtime_error(path.string() + ": a row has " + std::to_string(t.rows_.back().size()) +
+                               " fields, the header " + std::to_string(t.header_.size()));
+    }
+  }
+  return t;
 }
 
 // Runs one experiment binary from the runfiles, with the common flags.
@@ -179,19 +235,14 @@ std::string gradient_section(const fs::path& root) {
      << " runs, peak tape memory.\n\n";
   for (const Json& r : s["results"]) {
     const std::string name = r["model"];
-    std::ifstream in(root / "gradient_methods" / ("tolerance_" + name + ".csv"));
-    std::string line;
-    std::getline(in, line);
+    const CsvTable t = read_csv(root / "gradient_methods" / ("tolerance_" + name + ".csv"));
     md << "**" << name << "**, " << s["config"].value("adaptive_solver", "dopri5") << " tolerance sweep:\n\n| method | tolerance | error | ms | peak kB | NFE fwd | NFE bwd |\n"
        << "|---|---|---|---|---|---|---|\n";
-    while (std::getline(in, line)) {
-      std::stringstream ss(line);
-      std::string method, v[8];
-      std::getline(ss, method, ',');
-      for (auto& x : v) std::getline(ss, x, ',');
-      md << "| " << method << " | " << sci(std::stod(v[0])) << " | " << sci(std::stod(v[1])) << " | "
-         << fmt(1e3 * std::stod(v[2]), 2) << " | " << fmt(std::stod(v[3]) / 1024, 0) << " | " << v[4] << " | " << v[5]
-         << " |\n";
+    for (std::size_t i = 0; i < t.rows(); ++i) {
+      md << "| " << t.at(i, "method") << " | " << sci(t.number(i, "tolerance")) << " | "
+         << sci(t.number(i, "rel_error")) << " | " << fmt(1e3 * t.number(i, "seconds"), 2) << " | "
+         << fmt(t.number(i, "peak_bytes") / 1024, 0) << " | " << t.at(i, "nfe_forward") << " | "
+         << t.at(i, "nfe_backward") << " |\n";
     }
     md << "\n";
   }

@@ -11,7 +11,9 @@
 #include "autodiff/optim.h"
 #include "datasets/synthetic.h"
 #include "experiments/common.h"
+#include "experiments/train.h"
 #include "models/dynamics.h"
+#include "models/serialize.h"
 
 namespace anode::experiments {
 namespace {
@@ -59,12 +61,17 @@ Var<float> trajectory_loss(models::MlpDynamics<float>& f, Tape<float>& tape, Ind
   return sum(square(sub(xy, tape.constant(points.view()))));
 }
 
+// The parameter file of one fit in the results folder.
+std::string model_file(const std::string& function, int p, std::uint64_t seed) {
+  return "model_" + function + "_p" + std::to_string(p) + "_s" + std::to_string(seed) + ".anode";
+}
+
 Run fit(const Flags& flags, const std::string& function, int p, const datasets::Curve<float>& curve,
-        std::uint64_t seed, const Progress& progress) {
+        std::uint64_t seed, const Progress& progress, ResultDir& out) {
   Run run{function, p, {}, 0, 0, {}, {}, 0, ""};
   Stopwatch clock;
   const Index dim = 2 + p;
-  std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(p) * 7 + (function == "sin" ? 0 : 1));
+  datasets::Rng rng(seed * 1000 + static_cast<std::uint64_t>(p) * 7 + (function == "sin" ? 0 : 1));
   models::MlpDynamics<float> f(dim, dim, {flags.hidden}, models::Activation::kTanh,
                                models::Activation::kIdentity, false, rng);
   ode::SolverOptions solver;
@@ -83,20 +90,19 @@ Run fit(const Flags& flags, const std::string& function, int p, const datasets::
   for (Index i = 0; i < n; ++i) times.push_back(t_end * (1e-3f + (curve.x[i] - x0) / (x1 - x0)));
 
   Adam<float> adam(f.parameters(), {.lr = flags.lr});
-  Tape<float> tape;
   const std::string label = function + " p=" + std::to_string(p) + " s" + std::to_string(seed);
+  Trainer trainer(f.parameters(), [&run] { return run.stats; }, label);
+  // One trajectory through every point: a batch of one row.
+  const ShardLoss loss = [&](Tape<float>& tape, const Shard&) {
+    return trajectory_loss(f, tape, dim, times, points, solver, &run.stats, nullptr);
+  };
   for (int it = 0; it < flags.adam_iters; ++it) {
-    adam.zero_grad();
-    tape.clear();
-    Var<float> loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, nullptr);
-    tape.backward(loss);
-    adam.step();
-    run.losses.push_back(loss.item());
-    if (!std::isfinite(loss.item())) throw std::runtime_error(label + ": the loss became " + std::to_string(loss.item()));
+    const double l = trainer.step(adam, 1, loss).loss;
+    run.losses.push_back(l);
     if ((it + 1) % 100 == 0 || it + 1 == flags.adam_iters) {
       char buf[160];
       std::snprintf(buf, sizeof(buf), "%-16s adam %4d/%d  loss %9.4f  nfe %lld/%lld", label.c_str(), it + 1,
-                    flags.adam_iters, loss.item(), static_cast<long long>(run.stats.nfe_forward),
+                    flags.adam_iters, l, static_cast<long long>(run.stats.nfe_forward),
                     static_cast<long long>(run.stats.nfe_backward));
       progress.line(buf);
     }
@@ -105,12 +111,9 @@ Run fit(const Flags& flags, const std::string& function, int p, const datasets::
   if (flags.lbfgs_iters > 0) {
     Lbfgs<float> lbfgs(f.parameters(), {.max_iterations = flags.lbfgs_iters});
     LbfgsResult r = lbfgs.minimize([&]() {
-      for (Parameter<float>* q : f.parameters()) q->zero_grad();
-      tape.clear();
-      Var<float> loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, nullptr);
-      tape.backward(loss);
-      run.losses.push_back(loss.item());
-      return loss.item();
+      const double l = trainer.gradient(1, loss).loss;
+      run.losses.push_back(l);
+      return l;
     });
     run.lbfgs_stop = std::string(to_string(r.reason));
     char buf[200];
@@ -118,13 +121,18 @@ Run fit(const Flags& flags, const std::string& function, int p, const datasets::
                   r.loss, run.lbfgs_stop.c_str());
     progress.line(buf);
   }
-  tape.clear();
   {
     // Evaluation only: nothing is recorded.
+    Tape<float> tape;
     Tape<float>::NoGradGuard no_grad(tape);
     run.final_loss = trajectory_loss(f, tape, dim, times, points, solver, &run.stats, &run.prediction).item();
   }
   run.seconds = clock.seconds();
+  // The trained dynamics' parameter file (checksummed; models/serialize.h).
+  const Json description = {{"model", "sinusoid dynamics"}, {"function", function}, {"p", p},
+                            {"dim", dim}, {"hidden", flags.hidden}, {"activation", "tanh"},
+                            {"solver", solver_json(solver)}, {"t_end", flags.t_end}, {"seed", seed}};
+  models::save_parameters(out.file(model_file(function, p, seed)).string(), f.parameters(), description.dump());
   return run;
 }
 
@@ -165,7 +173,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
       std::vector<double> finals;
       Run run;
       for (int k = 0; k < flags.seeds; ++k) {
-        Run r = fit(flags, fn, p, curve, flags.common.seed + static_cast<std::uint64_t>(k), progress);
+        Run r = fit(flags, fn, p, curve, flags.common.seed + static_cast<std::uint64_t>(k), progress, out);
         finals.push_back(r.final_loss);
         if (k == 0) run = std::move(r);
       }

@@ -15,22 +15,22 @@ std::string config_to_json(const ModelConfig& c) {
   j["input_activation"] = activation_name(c.input_activation);
   j["augmentation"] = augmentation_name(c.augmentation);
   j["augment_dim"] = c.augment_dim;
-  j["order"] = c.order;
+  j["order"] = c.block.order;
   j["learned_velocity"] = c.learned_velocity;
-  j["position_only"] = c.position_only;
+  j["position_only"] = c.block.position_only;
   j["hidden"] = c.hidden;
   j["hidden_activation"] = activation_name(c.hidden_activation);
   j["final_activation"] = activation_name(c.final_activation);
   j["time_dependent"] = c.time_dependent;
-  j["solver"] = {{"method", ode::method_name(c.solver.method)},
-                 {"rtol", c.solver.rtol},
-                 {"atol", c.solver.atol},
-                 {"steps", c.solver.steps},
-                 {"step_size", c.solver.step_size},
-                 {"gradient", ode::gradient_name(c.solver.gradient)}};
-  j["t_end"] = c.t_end;
-  j["time_noise"] = c.time_noise;
-  j["noise_at_eval"] = c.noise_at_eval;
+  j["solver"] = {{"method", ode::method_name(c.block.solver.method)},
+                 {"rtol", c.block.solver.rtol},
+                 {"atol", c.block.solver.atol},
+                 {"steps", c.block.solver.steps},
+                 {"step_size", c.block.solver.step_size},
+                 {"gradient", ode::gradient_name(c.block.solver.gradient)}};
+  j["t_end"] = c.block.t_end;
+  j["time_noise"] = c.block.time_noise;
+  j["noise_at_eval"] = c.block.noise_at_eval;
   j["readout_dim"] = c.readout_dim;
   j["readout_block"] = c.readout_block;
   j["output_dim"] = c.output_dim;
@@ -51,23 +51,23 @@ ModelConfig config_from_json(const std::string& text) {
     c.input_activation = parse_activation(j.at("input_activation").get<std::string>());
     c.augmentation = parse_augmentation(j.at("augmentation").get<std::string>());
     c.augment_dim = j.at("augment_dim");
-    c.order = j.at("order");
+    c.block.order = j.at("order");
     c.learned_velocity = j.at("learned_velocity");
-    c.position_only = j.at("position_only");
+    c.block.position_only = j.at("position_only");
     c.hidden = j.at("hidden").get<std::vector<Index>>();
     c.hidden_activation = parse_activation(j.at("hidden_activation").get<std::string>());
     c.final_activation = parse_activation(j.at("final_activation").get<std::string>());
     c.time_dependent = j.at("time_dependent");
     const auto& s = j.at("solver");
-    c.solver.method = ode::parse_method(s.at("method").get<std::string>());
-    c.solver.rtol = s.at("rtol");
-    c.solver.atol = s.at("atol");
-    c.solver.steps = s.at("steps");
-    c.solver.step_size = s.at("step_size");
-    c.solver.gradient = ode::parse_gradient(s.at("gradient").get<std::string>());
-    c.t_end = j.at("t_end");
-    c.time_noise = j.at("time_noise");
-    c.noise_at_eval = j.at("noise_at_eval");
+    c.block.solver.method = ode::parse_method(s.at("method").get<std::string>());
+    c.block.solver.rtol = s.at("rtol");
+    c.block.solver.atol = s.at("atol");
+    c.block.solver.steps = s.at("steps");
+    c.block.solver.step_size = s.at("step_size");
+    c.block.solver.gradient = ode::parse_gradient(s.at("gradient").get<std::string>());
+    c.block.t_end = j.at("t_end");
+    c.block.time_noise = j.at("time_noise");
+    c.block.noise_at_eval = j.at("noise_at_eval");
     c.readout_dim = j.at("readout_dim");
     c.readout_block = j.at("readout_block");
     c.output_dim = j.at("output_dim");

@@ -9,14 +9,14 @@
 namespace anode::models {
 
 template <class T>
-Conv2d<T>::Conv2d(Index in, Index out, Index k, std::mt19937_64& rng, Init init, std::string name) {
+Conv2d<T>::Conv2d(Index in, Index out, Index k, datasets::Rng& rng, Init init, std::string name) {
   if (in < 1 || out < 1 || k < 1 || k % 2 == 0) {
     throw ValueError("Conv2d: need channels >= 1 and an odd kernel, got in = " + std::to_string(in) +
                      ", out = " + std::to_string(out) + ", kernel = " + std::to_string(k));
   }
   const double fan_in = static_cast<double>(in * k * k), fan_out = static_cast<double>(out * k * k);
   const double limit = init == Init::kGlorotUniform ? std::sqrt(6.0 / (fan_in + fan_out)) : 1.0 / std::sqrt(fan_in);
-  std::uniform_real_distribution<double> u(-limit, limit);
+  auto u = [&](datasets::Rng& r) { return r.uniform(-limit, limit); };
   Tensor<T> w(Shape{out, in, k, k});
   for (T& v : w) v = static_cast<T>(u(rng));
   Tensor<T> b(Shape{out});
@@ -34,7 +34,7 @@ Var<T> Conv2d<T>::operator()(Var<T> x) {
 }
 
 template <class T>
-ConvDynamics<T>::ConvDynamics(Index channels, Index filters, bool time_dependent, std::mt19937_64& rng)
+ConvDynamics<T>::ConvDynamics(Index channels, Index filters, bool time_dependent, datasets::Rng& rng)
     : time_dependent_(time_dependent) {
   const Index e = time_dependent ? 1 : 0;
   c1_.emplace(channels + e, filters, 1, rng, Init::kPytorch, "dynamics.conv1");

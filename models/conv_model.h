@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 
 #include "models/layers.h"
@@ -22,7 +21,7 @@ namespace anode::models {
 template <class T>
 class Conv2d : public Module<T> {
  public:
-  Conv2d(Index in_channels, Index out_channels, Index kernel, std::mt19937_64& rng,
+  Conv2d(Index in_channels, Index out_channels, Index kernel, datasets::Rng& rng,
          Init init = Init::kPytorch, std::string name = "conv");
   Var<T> operator()(Var<T> x);
 
@@ -37,7 +36,7 @@ class Conv2d : public Module<T> {
 template <class T>
 class ConvDynamics : public ode::Dynamics<T>, public Module<T> {
  public:
-  ConvDynamics(Index channels, Index filters, bool time_dependent, std::mt19937_64& rng);
+  ConvDynamics(Index channels, Index filters, bool time_dependent, datasets::Rng& rng);
   Var<T> operator()(T t, Var<T> h) override;
   const std::vector<Parameter<T>*>& parameters() const override { return Module<T>::parameters(); }
 
@@ -72,7 +71,7 @@ class ConvOdeClassifier : public Module<T> {
 
  private:
   ConvModelConfig config_;
-  std::mt19937_64 rng_;
+  datasets::Rng rng_;
   std::unique_ptr<ConvDynamics<T>> dynamics_;
   std::unique_ptr<OdeBlock<T>> block_;
   std::optional<Linear<T>> head_;

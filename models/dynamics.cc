@@ -22,7 +22,7 @@ std::vector<Activation> MlpDynamics<T>::activations(std::size_t layers, Activati
 template <class T>
 MlpDynamics<T>::MlpDynamics(Index in, Index out, const std::vector<Index>& hidden,
                             Activation hidden_activation, Activation final_activation,
-                            bool time_dependent, std::mt19937_64& rng, Init init)
+                            bool time_dependent, datasets::Rng& rng, Init init)
     : time_dependent_(time_dependent),
       mlp_(widths(in, out, hidden, time_dependent),
            activations(hidden.size() + 1, hidden_activation, final_activation), rng, init,

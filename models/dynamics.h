@@ -3,7 +3,6 @@
 
 // Neural ODE right-hand sides: MLP dynamics (optionally time-dependent).
 
-#include <random>
 #include <vector>
 
 #include "models/layers.h"
@@ -18,7 +17,7 @@ template <class T>
 class MlpDynamics : public ode::Dynamics<T>, public Module<T> {
  public:
   MlpDynamics(Index in, Index out, const std::vector<Index>& hidden, Activation hidden_activation,
-              Activation final_activation, bool time_dependent, std::mt19937_64& rng,
+              Activation final_activation, bool time_dependent, datasets::Rng& rng,
               Init init = Init::kGlorotUniform);
 
   Var<T> operator()(T t, Var<T> h) override;

@@ -56,7 +56,7 @@ void Module<T>::adopt(const Module& child) {
 }
 
 template <class T>
-Linear<T>::Linear(Index in, Index out, std::mt19937_64& rng, Init init, bool bias, std::string name)
+Linear<T>::Linear(Index in, Index out, datasets::Rng& rng, Init init, bool bias, std::string name)
     : in_(in), out_(out) {
   if (in < 1 || out < 1) {
     throw ValueError("Linear: sizes must be >= 1, got in = " + std::to_string(in) +
@@ -64,7 +64,7 @@ Linear<T>::Linear(Index in, Index out, std::mt19937_64& rng, Init init, bool bia
   }
   const double limit = init == Init::kGlorotUniform ? std::sqrt(6.0 / static_cast<double>(in + out))
                                                     : 1.0 / std::sqrt(static_cast<double>(in));
-  std::uniform_real_distribution<double> u(-limit, limit);
+  auto u = [&](datasets::Rng& r) { return r.uniform(-limit, limit); };
   Tensor<T> w(Shape{out, in});
   for (T& v : w) v = static_cast<T>(u(rng));
   w_ = &this->add_parameter(name + ".weight", std::move(w));
@@ -84,7 +84,7 @@ Var<T> Linear<T>::operator()(Var<T> x) {
 }
 
 template <class T>
-Mlp<T>::Mlp(std::vector<Index> widths, std::vector<Activation> activations, std::mt19937_64& rng,
+Mlp<T>::Mlp(std::vector<Index> widths, std::vector<Activation> activations, datasets::Rng& rng,
             Init init, std::string name)
     : widths_(std::move(widths)), activations_(std::move(activations)) {
   if (widths_.size() < 2 || activations_.size() != widths_.size() - 1) {

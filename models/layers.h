@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +12,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/parameter.h"
 #include "autodiff/tape.h"
+#include "datasets/random.h"
 
 namespace anode::models {
 
@@ -61,7 +61,7 @@ class Module {
 template <class T>
 class Linear : public Module<T> {
  public:
-  Linear(Index in, Index out, std::mt19937_64& rng, Init init = Init::kGlorotUniform,
+  Linear(Index in, Index out, datasets::Rng& rng, Init init = Init::kGlorotUniform,
          bool bias = true, std::string name = "linear");
   Var<T> operator()(Var<T> x);
   Index in() const { return in_; }
@@ -80,7 +80,7 @@ class Linear : public Module<T> {
 template <class T>
 class Mlp : public Module<T> {
  public:
-  Mlp(std::vector<Index> widths, std::vector<Activation> activations, std::mt19937_64& rng,
+  Mlp(std::vector<Index> widths, std::vector<Activation> activations, datasets::Rng& rng,
       Init init = Init::kGlorotUniform, std::string name = "mlp");
   Var<T> operator()(Var<T> x);
   Index in() const { return widths_.front(); }

@@ -47,12 +47,12 @@ void ModelConfig::validate() const {
   if (augmentation == Augmentation::kInputLayer && !input_layer) {
     fail("input-layer augmentation needs an input layer (input_layer = true)");
   }
-  if (order < 1 || order > 16) fail("order must be in [1, 16], got " + std::to_string(order));
-  if (order > 1 && learned_velocity && !input_layer) {
+  if (block.order < 1 || block.order > 16) fail("block.order must be in [1, 16], got " + std::to_string(block.order));
+  if (block.order > 1 && learned_velocity && !input_layer) {
     fail("learned initial velocities need an input layer (or set learned_velocity = false)");
   }
-  if (readout_block < 0 || readout_block >= order) {
-    fail("readout_block must be in [0, order), got " + std::to_string(readout_block));
+  if (readout_block < 0 || readout_block >= block.order) {
+    fail("readout_block must be in [0, block.order), got " + std::to_string(readout_block));
   }
   if (readout_dim == 0 || readout_dim > block_dim()) {
     fail("readout_dim must be -1 or in [1, " + std::to_string(block_dim()) + "], got " +
@@ -62,14 +62,24 @@ void ModelConfig::validate() const {
   for (Index h : hidden) {
     if (h < 1) fail("hidden widths must be >= 1");
   }
-  if (!(t_end > 0)) fail("t_end must be > 0");
-  if (!(time_noise >= 0 && time_noise < t_end)) fail("time_noise b must be in [0, t_end)");
+  if (block.augment != 0) {
+    fail("block.augment = " + std::to_string(block.augment) +
+         " is derived from augmentation and augment_dim: leave it 0");
+  }
+  if (!(block.t_end > 0)) fail("block.t_end must be > 0");
+  if (!(block.time_noise >= 0 && block.time_noise < block.t_end)) fail("block.time_noise b must be in [0, block.t_end)");
+}
+
+OdeBlockConfig ModelConfig::block_config() const {
+  OdeBlockConfig b = block;
+  b.augment = augmentation == Augmentation::kZeroPad ? augment_dim : 0;
+  return b;
 }
 
 std::string ModelConfig::label() const {
   std::ostringstream s;
-  if (order > 1) {
-    s << (order == 2 ? "sonode" : "node" + std::to_string(order));
+  if (block.order > 1) {
+    s << (block.order == 2 ? "sonode" : "node" + std::to_string(block.order));
   } else if (augmentation == Augmentation::kNone) {
     s << "node";
   } else if (augmentation == Augmentation::kInputLayer) {
@@ -77,7 +87,7 @@ std::string ModelConfig::label() const {
   } else {
     s << "anode";
   }
-  if (time_noise > 0) s << " b=" << time_noise;
+  if (block.time_noise > 0) s << " b=" << block.time_noise;
   if (augment_dim > 0) s << " p=" << augment_dim;
   return s.str();
 }
@@ -86,7 +96,7 @@ template <class T>
 AnodeModel<T>::AnodeModel(const ModelConfig& config) : config_(config), rng_(config.seed) {
   config_.validate();
   const ModelConfig& c = config_;
-  const int n = c.order;
+  const int n = c.block.order;
   const Index in_block = input_block_dim(c);  // per block, before zero padding
   const Index block = c.block_dim();
   if (c.input_layer) {
@@ -94,19 +104,11 @@ AnodeModel<T>::AnodeModel(const ModelConfig& config) : config_(config), rng_(con
     input_.emplace(c.input_dim, blocks_out * in_block, rng_, c.init, true, "input");
     this->adopt(*input_);
   }
-  const Index f_in = (n > 1 && !c.position_only) ? n * block : block;
+  const Index f_in = (n > 1 && !c.block.position_only) ? n * block : block;
   dynamics_ = std::make_unique<MlpDynamics<T>>(f_in, block, c.hidden, c.hidden_activation,
                                                c.final_activation, c.time_dependent, rng_, c.init);
   this->adopt(*dynamics_);
-  OdeBlockConfig bc;
-  bc.solver = c.solver;
-  bc.t_end = c.t_end;
-  bc.time_noise = c.time_noise;
-  bc.noise_at_eval = c.noise_at_eval;
-  bc.augment = c.augmentation == Augmentation::kZeroPad ? c.augment_dim : 0;
-  bc.order = n;
-  bc.position_only = c.position_only;
-  block_ = std::make_unique<OdeBlock<T>>(*dynamics_, bc, c.seed ^ 0x9e3779b97f4a7c15ULL);
+  block_ = std::make_unique<OdeBlock<T>>(*dynamics_, c.block_config(), c.seed ^ 0x9e3779b97f4a7c15ULL);
   head_.emplace(c.readout_width(), c.output_dim, rng_, c.init, true, "head");
   this->adopt(*head_);
 }
@@ -119,7 +121,7 @@ Var<T> AnodeModel<T>::operator()(Var<T> x, bool training) {
                      std::to_string(c.input_dim) + "]");
   }
   Tape<T>& tape = x.tape();
-  const int n = c.order;
+  const int n = c.block.order;
   Var<T> z = x;
   if (input_) z = activate((*input_)(x), c.input_activation);
   if (n > 1 && !c.learned_velocity) {

@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -40,12 +39,15 @@ struct ModelConfig {
   Augmentation augmentation = Augmentation::kNone;
   Index augment_dim = 0;
 
-  /// ODE order n and, for n >= 2, whether the input layer also produces the
-  /// initial velocities (else they start at zero) and whether the dynamics
-  /// sees only the position block.
-  int order = 1;
+  /// The ODE block: solver options, the interval [0, t_end], time
+  /// regularization (time_noise, noise_at_eval), the order n and, for n >= 2,
+  /// whether the dynamics sees only the position block. Its zero padding
+  /// (`block.augment`) is not set here: the model derives it from
+  /// `augmentation` and `augment_dim` (validate() refuses a non-zero value).
+  OdeBlockConfig block;
+  /// For order n >= 2: whether the input layer also produces the initial
+  /// velocities (else they start at zero).
   bool learned_velocity = true;
-  bool position_only = true;
 
   /// Dynamics: an MLP block -> (hidden...) -> block; hidden layers use
   /// hidden_activation, the last layer final_activation.
@@ -53,12 +55,6 @@ struct ModelConfig {
   Activation hidden_activation = Activation::kRelu;
   Activation final_activation = Activation::kIdentity;
   bool time_dependent = false;
-
-  /// Solve: solver options, [0, t_end], time regularization.
-  ode::SolverOptions solver;
-  double t_end = 1.0;
-  double time_noise = 0.0;
-  bool noise_at_eval = false;
 
   /// Readout: the head reads the first `readout_dim` features of block
   /// `readout_block` of h(T) (-1: the whole block; for order 1, block 0 is
@@ -80,6 +76,8 @@ struct ModelConfig {
   Index readout_width() const;
   /// A short label ("anode p=10", "sonode p=0", ...).
   std::string label() const;
+  /// The ODE block's configuration with its zero padding filled in.
+  OdeBlockConfig block_config() const;
 };
 
 template <class T>
@@ -98,7 +96,7 @@ class AnodeModel : public Module<T> {
 
  private:
   ModelConfig config_;
-  std::mt19937_64 rng_;
+  datasets::Rng rng_;
   std::optional<Linear<T>> input_;
   std::unique_ptr<MlpDynamics<T>> dynamics_;
   std::unique_ptr<OdeBlock<T>> block_;

@@ -53,8 +53,7 @@ Var<T> OdeBlock<T>::operator()(Var<T> x, bool training) {
   }
   double t_end = config_.t_end;
   if (config_.time_noise > 0 && (training || config_.noise_at_eval)) {
-    std::uniform_real_distribution<double> u(t_end - config_.time_noise, t_end + config_.time_noise);
-    t_end = u(rng_);
+    t_end = rng_.uniform(t_end - config_.time_noise, t_end + config_.time_noise);
   }
   last_t_end_ = t_end;
   const T times[2] = {T(0), static_cast<T>(t_end)};

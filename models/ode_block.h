@@ -7,8 +7,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <random>
 
+#include "datasets/random.h"
 #include "ode/dynamics.h"
 #include "ode/solver.h"
 
@@ -51,14 +51,14 @@ class OdeBlock {
   /// The end time used by the last call.
   double last_end_time() const { return last_t_end_; }
   /// Reseeds the end-time sampler.
-  void seed(std::uint64_t s) { rng_.seed(s); }
+  void seed(std::uint64_t s) { rng_ = datasets::Rng(s); }
 
  private:
   ode::Dynamics<T>& f_;
   OdeBlockConfig config_;
   std::optional<ode::HigherOrderDynamics<T>> higher_;
   Index block_ = 0;
-  std::mt19937_64 rng_;
+  datasets::Rng rng_;
   ode::SolveStats stats_;
   double last_t_end_ = 0;
 };

@@ -7,6 +7,7 @@
 // Each evaluation of the augmented right-hand side is one VJP of f taken on
 // a nested scope of the same tape. Memory does not grow with the step count.
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "autodiff/kernels.h"
@@ -27,6 +28,62 @@ const char* adjoint_name(Method m) {
   }
   return "adjoint";
 }
+
+}  // namespace
+
+template <class T>
+void adjoint_rhs(Tape<T>& tape, const SolveRecord<T>& r, T t, TensorView<const T> h, const T* a, T* fh,
+                 T* da, T* const* dtheta, const char* what) {
+  const int P = r.nparams, C = r.ncaptured;
+  if (dtheta != nullptr) {
+    for (int i = 0; i < P + C; ++i) {
+      const Index size = i < P ? r.params[i]->size() : tape.slot(r.captured[i - P]).shape.numel();
+      std::memset(dtheta[i], 0, sizeof(T) * size);
+    }
+  }
+  typename Tape<T>::RecordingGuard record(tape, true);
+  typename Tape<T>::Scope scope(tape);
+  ReadsLease<T> reads;
+  reads->reset(static_cast<std::int32_t>(tape.num_slots()), {});
+  Watching<T> watching(tape, &reads->watch);
+  // a^T df/dc lands in the captured values' pieces (zero-filled, added to).
+  std::optional<LiftCaptured<T>> lifted;
+  if (dtheta != nullptr) lifted.emplace(tape, r, dtheta + P);
+  Var<T> hv = tape.input(h);
+  Var<T> fv = (*r.f)(t, hv);
+  watching.stop();
+  if (!fv.valid() || fv.shape() != hv.shape()) {
+    throw ShapeError(std::string(what) + ": the dynamics returned " +
+                     (fv.valid() ? fv.shape().str() : std::string("an empty Var")) + " for a state of shape " +
+                     hv.shape().str());
+  }
+  check_captured<T>(r, tape, reads->captured, what);
+  if (fh != nullptr) std::memcpy(fh, fv.data(), sizeof(T) * fv.size());
+  tape.backward(fv, TensorView<const T>{a, h.shape});  // a^T df/dh, a^T df/dtheta, a^T df/dc
+  if (da != nullptr) kernels::scale(tape.grad(hv).data, T(-1), da, hv.size());
+  if (dtheta == nullptr) return;
+  for (const auto& entry : watching.entries()) {
+    const T* adj = tape.slot(entry.slot).adj;
+    if (adj == nullptr) continue;  // the parameter did not influence f here
+    const int i = param_index(r, entry.param, what);
+    kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
+  }
+  for (int i = P; i < P + C; ++i) {
+    const Index size = tape.slot(r.captured[i - P]).shape.numel();
+    kernels::scale(dtheta[i], T(-1), dtheta[i], size);
+  }
+}
+
+template <class T>
+void end_time_gradient(Tape<T>& tape, const SolveRecord<T>& r, TensorView<const T> h1, const T* a1, T* g_t1) {
+  typename Tape<T>::Scope s(tape);
+  typename Tape<T>::NoGradGuard no_grad(tape);
+  ++r.stats->nfe_backward;
+  Var<T> fh = (*r.f)(r.times[r.ntimes - 1], tape.constant(h1));
+  g_t1[0] += kernels::dot(fh.data(), a1, h1.shape.numel());
+}
+
+namespace {
 
 template <class T>
 struct AdjointContext : SolveRecord<T> {
@@ -49,45 +106,18 @@ class AugmentedSystem : public RkSystem<T> {
   void eval(T t, std::span<const Var<T>> y, std::span<Var<T>> dy) override {
     Tape<T>& tape = y[0].tape();
     const int P = ctx_.nparams, C = ctx_.ncaptured;
-    // Outputs first, so they outlive the nested scope below.
+    // Outputs first, so they outlive adjoint_rhs's nested scope.
     auto [dh, dh_buf] = tape.make_output(y[0].shape());
     auto [da, da_buf] = tape.make_output(y[1].shape());
     dy[0] = dh;
     dy[1] = da;
-    T* dtheta[RkEngine<T>::kMaxPieces];
+    T* dtheta[kMaxPieces];
     for (int i = 0; i < P + C; ++i) {
-      const Shape s = y[2 + i].shape();
-      auto [v, buf] = tape.make_output(s);
-      std::memset(buf, 0, sizeof(T) * s.numel());
+      auto [v, buf] = tape.make_output(y[2 + i].shape());
       dy[2 + i] = v;
       dtheta[i] = buf;
     }
-    typename Tape<T>::RecordingGuard record(tape, true);
-    typename Tape<T>::Scope scope(tape);
-    ReadsLease<T> reads;
-    reads->reset(static_cast<std::int32_t>(tape.num_slots()), {});
-    Watching<T> watching(tape, &reads->watch);
-    // a^T df/dc lands in the captured values' pieces (zero-filled, added to).
-    LiftCaptured<T> lifted(tape, ctx_, dtheta + P);
-    Var<T> h = tape.input(y[0].value());
-    Var<T> fh = (*ctx_.f)(t, h);
-    watching.stop();
-    if (!fh.valid() || fh.shape() != h.shape()) {
-      throw ShapeError(std::string(what_) + ": the dynamics returned " +
-                       (fh.valid() ? fh.shape().str() : std::string("an empty Var")) +
-                       " for a state of shape " + h.shape().str());
-    }
-    check_captured<T>(ctx_, tape, reads->captured, what_);
-    std::memcpy(dh_buf, fh.data(), sizeof(T) * fh.size());
-    tape.backward(fh, y[1].value());  // a^T df/dh, a^T df/dtheta, a^T df/dc
-    kernels::scale(tape.grad(h).data, T(-1), da_buf, h.size());
-    for (const auto& entry : watching.entries()) {
-      const T* adj = tape.slot(entry.slot).adj;
-      if (adj == nullptr) continue;  // the parameter did not influence f here
-      const int i = param_index(ctx_, entry.param, what_);
-      kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
-    }
-    for (int i = P; i < P + C; ++i) kernels::scale(dtheta[i], T(-1), dtheta[i], y[2 + i].size());
+    adjoint_rhs<T>(tape, ctx_, t, y[0].value(), y[1].data(), dh_buf, da_buf, dtheta, what_);
   }
 
  private:
@@ -111,26 +141,18 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
   T* g_h0 = tape.in_adj(node, 0);
   T* g_t1 = ctx.end_time_input ? tape.in_adj(node, 1 + P + C) : nullptr;
   // The parameters' and then the captured values' adjoints.
-  T* g_theta[RkEngine<T>::kMaxPieces];
+  T* g_theta[kMaxPieces];
   for (int i = 0; i < P + C; ++i) g_theta[i] = tape.in_adj(node, 1 + i);
 
-  Control ctl = forward_control(o);
-  if (o.adjoint_rtol > 0) ctl.rtol = o.adjoint_rtol;
-  if (o.adjoint_atol > 0) ctl.atol = o.adjoint_atol;
-  if (ctl.steps > 0) {
-    // A fixed step count over [t_0, t_K] becomes the same step size per segment.
-    ctl.step_size = std::abs(static_cast<double>(ctx.times[K] - ctx.times[0])) / ctl.steps;
-    ctl.steps = 0;
-  }
+  const Control ctl = backward_control(o, std::abs(static_cast<double>(ctx.times[K] - ctx.times[0])));
   const char* what = adjoint_name(o.method);
-  Dynamics<T>& f = *ctx.f;
   AugmentedSystem<T> sys(ctx, what);
-  RkEngine<T> engine(tape, sys, tab, ctl, Keep::kFlat, what, backward_counters(*ctx.stats));
+  Driver<T> driver(tape, sys, tab, ctl, Keep::kFlat, what, backward_counters(*ctx.stats));
 
   typename Tape<T>::Scope scope(tape);  // everything below is scratch
   typename Tape<T>::NoGradGuard no_grad(tape);
   const int pieces = 2 + P + C;
-  Var<T> state[RkEngine<T>::kMaxPieces];
+  Var<T> state[kMaxPieces];
   state[0] = tape.constant(TensorView<const T>{hout + (K - 1) * n, ctx.state});
   state[1] = tape.constant(TensorView<const T>{cot + (K - 1) * n, ctx.state});
   for (int i = 0; i < P + C; ++i) {
@@ -140,19 +162,12 @@ void adjoint_backward(Tape<T>& tape, const Node<T>& node) {
     state[2 + i] = zero;
   }
 
-  if (g_t1 != nullptr) {
-    // d(loss)/d(t1) = <a(t1), f(t1, h(t1))> (f's value only: nothing recorded).
-    typename Tape<T>::Scope s(tape);
-    ++ctx.stats->nfe_backward;
-    Var<T> fh = f(ctx.times[K], state[0]);
-    g_t1[0] += kernels::dot(fh.data(), state[1].data(), n);
-  }
+  if (g_t1 != nullptr) end_time_gradient<T>(tape, ctx, state[0].value(), state[1].data(), g_t1);
 
   for (int seg = K; seg >= 1; --seg) {
-    Var<T> next[RkEngine<T>::kMaxPieces];
-    engine.integrate(ctx.times[seg], ctx.times[seg - 1], std::span<const Var<T>>(state, pieces), {},
-                     [](int, std::span<const Var<T>>) {},
-                     [](T, T, T, std::span<const T* const>) {}, std::span<Var<T>>(next, pieces));
+    Var<T> next[kMaxPieces];
+    driver.integrate(ctx.times[seg], ctx.times[seg - 1], std::span<const Var<T>>(state, pieces), {},
+                     [](int, std::span<const Var<T>>) {}, nullptr, std::span<Var<T>>(next, pieces));
     for (int i = 0; i < pieces; ++i) state[i] = next[i];
     if (seg >= 2) {
       // Reached output time seg - 1: restore h from the forward solution and
@@ -179,14 +194,13 @@ Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T
 
   ReadsLease<T> reads;
   reads->reset(static_cast<std::int32_t>(tape.num_slots()), f.parameters());
-  Var<T> y = solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads,
-                           [](T, T, T, std::span<const T* const>) {}, false);
+  Var<T> y = solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads, nullptr, false);
   const std::size_t pieces = 2 + reads->params.size() + reads->captured.size();
-  if (pieces > static_cast<std::size_t>(RkEngine<T>::kMaxPieces) && tape.recording()) {
+  if (pieces > static_cast<std::size_t>(kMaxPieces) && tape.recording()) {
     throw SolverError(std::string(adjoint_name(o.method)) + ": the dynamics reads " +
                       std::to_string(reads->params.size()) + " parameter tensors and " +
                       std::to_string(reads->captured.size()) + " captured values; at most " +
-                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " in all are supported");
+                      std::to_string(kMaxPieces - 2) + " in all are supported");
   }
   finish_record(*ctx, tape, *reads, adjoint_name(o.method));
   std::size_t nin = 0;
@@ -198,6 +212,14 @@ Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T
   tape.record(y, std::span<const Var<T>>(inputs, nin), node);
   return y;
 }
+
+#define ANODE_INSTANTIATE(T)                                                                              \
+  template void adjoint_rhs<T>(Tape<T>&, const SolveRecord<T>&, T, TensorView<const T>, const T*, T*, T*,  \
+                               T* const*, const char*);                                                   \
+  template void end_time_gradient<T>(Tape<T>&, const SolveRecord<T>&, TensorView<const T>, const T*, T*);
+ANODE_INSTANTIATE(float)
+ANODE_INSTANTIATE(double)
+#undef ANODE_INSTANTIATE
 
 template Var<float> odeint_adjoint<float>(Dynamics<float>&, Var<float>, std::span<const float>,
                                           Var<float>, const SolverOptions&, SolveStats*);

@@ -50,6 +50,44 @@ const char* checkpoint_name(Method m) {
   return "checkpoint";
 }
 
+// The forward's storage: a record per accepted step, and the step-start
+// state of the steps whose index is a multiple of the stride; when more than
+// `budget` states are kept (0: no limit), the stride doubles and the dropped
+// buffers go on a stack for reuse.
+template <class T>
+class StrideStore : public StepStore<T> {
+ public:
+  StrideStore(Tape<T>& tape, CheckpointContext<T>& ctx, int budget, Index n)
+      : tape_(tape), ctx_(ctx), budget_(budget), n_(n),
+        spare_(budget > 0 ? tape.template scratch<T*>(static_cast<std::size_t>(budget) + 1) : nullptr) {}
+
+  void kept(std::int64_t index, T t, T h, T t_end, std::span<const T* const> y) override {
+    auto* r = arena_array<StepRecord<T>>(tape_, 1);
+    *r = StepRecord<T>{t, h, t_end, nullptr, index, ctx_.last};
+    ctx_.last = r;
+    if (r->index % ctx_.stride != 0) return;
+    r->y = nspare_ > 0 ? spare_[--nspare_] : tape_.scratch(n_);
+    std::memcpy(r->y, y[0], sizeof(T) * n_);
+    if (budget_ == 0 || ++kept_ <= budget_) return;
+    ctx_.stride *= 2;
+    for (StepRecord<T>* q = r; q != nullptr; q = q->prev) {
+      if (q->y != nullptr && q->index % ctx_.stride != 0) {
+        spare_[nspare_++] = q->y;
+        q->y = nullptr;
+        --kept_;
+      }
+    }
+  }
+
+ private:
+  Tape<T>& tape_;
+  CheckpointContext<T>& ctx_;
+  int budget_;
+  Index n_;
+  T** spare_;
+  int nspare_ = 0, kept_ = 0;
+};
+
 template <class T>
 void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
   auto& ctx = *static_cast<CheckpointContext<T>*>(node.saved);
@@ -71,8 +109,7 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
   T** g_step = tape.template scratch<T*>(static_cast<std::size_t>(C) + 1);
   for (int i = 0; i < C; ++i) g_step[i] = tape.scratch(tape.slot(ctx.captured[i]).shape.numel());
   PrimalSystem<T> sys(f);
-  RkEngine<T> engine(tape, sys, tab, forward_control(ctx.options), Keep::kRecord, what,
-                     backward_counters(*ctx.stats));
+  RkStep<T> stepper(sys, tab, what, &ctx.stats->nfe_backward);
 
   // The adjoint of the state at the end of the step being processed.
   T* a = tape.scratch(n);
@@ -92,8 +129,8 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
       Var<T> y0 = tape.constant(TensorView<const T>{from->y, ctx.state});
       Var<T> k[kMaxStages];
       Var<T> y1;
-      engine.step(from->t, from->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, tab.stages),
-                  std::span<Var<T>>(&y1, 1));
+      stepper.step(from->t, from->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, tab.stages),
+                   std::span<Var<T>>(&y1, 1));
       T* dst = segment + j * n;
       std::memcpy(dst, y1.data(), sizeof(T) * n);
       chain[j]->y = dst;
@@ -120,8 +157,8 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
     Var<T> y1, f1;
     bool f1_ready = false;
     int nseeds = 0;
-    engine.step(rec->t, rec->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, S),
-                std::span<Var<T>>(&y1, 1));
+    stepper.step(rec->t, rec->h, std::span<const Var<T>>(&y0, 1), std::span<Var<T>>(k, S),
+                 std::span<Var<T>>(&y1, 1));
     if (rec != ctx.last) {
       seeds[nseeds] = y1;
       cots[nseeds++] = TensorView<const T>{a, ctx.state};
@@ -133,9 +170,9 @@ void checkpoint_backward(Tape<T>& tape, const Node<T>& node) {
         v = y1;
       } else {
         const double theta = static_cast<double>((to - rec->t) / rec->h);
-        engine.interpolate(rec->t, rec->h, theta, std::span<const Var<T>>(&y0, 1),
-                           std::span<const Var<T>>(k, S), std::span<const Var<T>>(&y1, 1),
-                           std::span<Var<T>>(&f1, 1), f1_ready, std::span<Var<T>>(&v, 1));
+        stepper.interpolate(rec->t, rec->h, theta, std::span<const Var<T>>(&y0, 1),
+                            std::span<const Var<T>>(k, S), std::span<const Var<T>>(&y1, 1),
+                            std::span<Var<T>>(&f1, 1), f1_ready, std::span<Var<T>>(&v, 1));
       }
       seeds[nseeds] = v;
       cots[nseeds++] = TensorView<const T>{cot + out_i * n, ctx.state};
@@ -184,33 +221,10 @@ Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
     ctx->last = nullptr;
     ctx->stride = 1;
     reads->reset(below, f.parameters());
-    // Kept states, and a stack of the buffers dropped when the stride doubled.
-    T** spare = budget > 0 ? tape.template scratch<T*>(static_cast<std::size_t>(budget) + 1) : nullptr;
-    int nspare = 0, kept = 0;
-    std::int64_t count = 0;
+    StrideStore<T> store(tape, *ctx, budget, n);
     // keep_scratch: the step records stay in the arena for the backward
-    // pass; the engine rewinds each step's scratch itself.
-    return solve_flat<T>(
-        tape, f, h0, times, o, *ctx->stats, &*reads,
-        [&](T t, T h, T t_end, std::span<const T* const> ystart) {
-          if (!record) return;
-          auto* r = arena_array<StepRecord<T>>(tape, 1);
-          *r = StepRecord<T>{t, h, t_end, nullptr, count++, ctx->last};
-          ctx->last = r;
-          if (r->index % ctx->stride != 0) return;
-          r->y = nspare > 0 ? spare[--nspare] : tape.scratch(n);
-          std::memcpy(r->y, ystart[0], sizeof(T) * n);
-          if (budget == 0 || ++kept <= budget) return;
-          ctx->stride *= 2;
-          for (StepRecord<T>* q = r; q != nullptr; q = q->prev) {
-            if (q->y != nullptr && q->index % ctx->stride != 0) {
-              spare[nspare++] = q->y;
-              q->y = nullptr;
-              --kept;
-            }
-          }
-        },
-        true);
+    // pass; the driver rewinds each step's scratch itself.
+    return solve_flat<T>(tape, f, h0, times, o, *ctx->stats, &*reads, record ? &store : nullptr, true);
   };
   const bool keep = tape.recording() && may_need_gradient(f, h0, times[0]);
   Var<T> y = solve(keep);

@@ -1,7 +1,7 @@
 #ifndef ANODE_ODE_INTERNAL_H_
 #define ANODE_ODE_INTERNAL_H_
 
-// Pieces shared by the three gradient methods (internal to //ode).
+// Pieces shared by the gradient methods (internal to //ode).
 
 #include <algorithm>
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "ode/rk_engine.h"
+#include "ode/driver.h"
 #include "ode/solver.h"
 
 namespace anode::ode::internal {
@@ -168,10 +168,10 @@ void init_record(SolveRecord<T>& r, Tape<T>& tape, Dynamics<T>& f, Var<T> h0, st
 /// Copies what the forward solve found f reading into the record.
 template <class T>
 void finish_record(SolveRecord<T>& r, Tape<T>& tape, const Reads<T>& reads, const char* what) {
-  if (reads.captured.size() > static_cast<std::size_t>(RkEngine<T>::kMaxPieces - 2)) {
+  if (reads.captured.size() > static_cast<std::size_t>(kMaxPieces - 2)) {
     throw SolverError(std::string(what) + ": the dynamics reads " + std::to_string(reads.captured.size()) +
                       " differentiable values captured from outside the solve; at most " +
-                      std::to_string(RkEngine<T>::kMaxPieces - 2) + " are supported (stack them into one)");
+                      std::to_string(kMaxPieces - 2) + " are supported (stack them into one)");
   }
   r.nparams = static_cast<int>(reads.params.size());
   r.params = tape.template scratch<Parameter<T>*>(reads.params.size() + 1);
@@ -212,7 +212,7 @@ class LiftCaptured {
  private:
   Tape<T>& tape_;
   int n_;
-  typename Tape<T>::Lifted lifted_[RkEngine<T>::kMaxPieces];
+  typename Tape<T>::Lifted lifted_[kMaxPieces];
 };
 
 /// The inputs of a solve node: h0, a leaf per parameter f reads, each
@@ -242,19 +242,34 @@ bool may_need_gradient(Dynamics<T>& f, Var<T> h0, T t0);
 /// The forward solve of a method that records nothing per step (kFlat):
 /// integrates f from h0 over `times` and returns odeint's result in a new
 /// slot (not recorded; the caller records the solve node). With `reads`,
-/// finds what f reads. `on_accept` as RkEngine's. With `keep_scratch`, the
-/// engine's buffers and whatever on_accept allocates stay in the arena;
-/// otherwise they are rewound.
+/// finds what f reads. `store` (may be null) sees every accepted step. With
+/// `keep_scratch`, the driver's buffers and whatever the store allocates
+/// stay in the arena; otherwise they are rewound.
 template <class T>
 Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
-                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads,
-                  typename RkEngine<T>::OnAccept on_accept, bool keep_scratch);
+                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads, StepStore<T>* store,
+                  bool keep_scratch);
 
-/// Counters for one engine: into `stats` if given.
-inline EngineCounters forward_counters(SolveStats& s) { return {&s.nfe_forward, &s.accepted, &s.rejected}; }
-inline EngineCounters backward_counters(SolveStats& s) {
+/// Counters for one driver: the forward or the backward fields of `s`.
+inline Counters forward_counters(SolveStats& s) { return {&s.nfe_forward, &s.accepted, &s.rejected}; }
+inline Counters backward_counters(SolveStats& s) {
   return {&s.nfe_backward, &s.accepted_backward, &s.rejected_backward};
 }
+
+/// One evaluation of the adjoint's right-hand side at (t, h) for adjoint a
+/// (shaped like h), on a nested recorded scope of `tape`: fh = f(t, h),
+/// da = -a^T df/dh and dtheta[i] = -a^T df/d(input i) for each parameter and
+/// then each captured value of the record (each null: not wanted). Throws
+/// what a backward pass must: f's shape changed, or f used a parameter or a
+/// captured value the forward solve did not see it use.
+template <class T>
+void adjoint_rhs(Tape<T>& tape, const SolveRecord<T>& r, T t, TensorView<const T> h, const T* a, T* fh,
+                 T* da, T* const* dtheta, const char* what);
+
+/// d(loss)/d(t1) += <a(t1), f(t1, h(t1))> (one evaluation of f, unrecorded,
+/// counted as backward).
+template <class T>
+void end_time_gradient(Tape<T>& tape, const SolveRecord<T>& r, TensorView<const T> h1, const T* a1, T* g_t1);
 
 template <class T>
 Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,

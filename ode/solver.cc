@@ -1,6 +1,6 @@
 // odeint: validation, dispatch, and the backprop (discretize-then-optimize)
-// method. The adjoint and checkpoint methods live in adjoint.cc and
-// checkpoint.cc; all three share the engine in rk_engine.cc.
+// method. The other gradient methods live in a file each (adjoint.cc,
+// checkpoint.cc, ...); all share the driver (driver.h) and its controller.
 #include "ode/solver.h"
 
 #include <algorithm>
@@ -54,12 +54,7 @@ Shape output_shape(const Shape& state, std::size_t outputs) {
 
 template <class T>
 void check_solve(const char* what, Var<T> h0, std::span<const T> times, const SolverOptions& o) {
-  auto fail = [&](T t, const std::string& cause) {
-    std::ostringstream m;
-    m.precision(6);
-    m << what << ": solve failed at t = " << t << ": " << cause;
-    throw SolverError(m.str());
-  };
+  auto fail = [&](T t, const std::string& cause) { solve_failed<T>(what, t, cause); };
   const T t0 = times.empty() ? T(0) : times[0];
   if (!h0.valid()) fail(t0, "the initial state is an empty Var");
   if (h0.size() == 0) fail(t0, "the initial state " + h0.shape().str() + " is empty");
@@ -222,8 +217,8 @@ std::span<const typename ParamLog<T>::Entry> Watching<T>::entries() const {
 
 template <class T>
 Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> times,
-                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads,
-                  typename RkEngine<T>::OnAccept on_accept, bool keep_scratch) {
+                  const SolverOptions& o, SolveStats& stats, Reads<T>* reads, StepStore<T>* store,
+                  bool keep_scratch) {
   const Tableau& tab = tableau(o.method);
   const std::size_t K = times.size() - 1;
   const Index n = h0.size();
@@ -231,13 +226,13 @@ Var<T> solve_flat(Tape<T>& tape, Dynamics<T>& f, Var<T> h0, std::span<const T> t
   std::optional<typename Tape<T>::Scope> scope;
   if (!keep_scratch) scope.emplace(tape);
   PrimalSystem<T> sys(f, reads);
-  RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name, forward_counters(stats));
+  Driver<T> driver(tape, sys, tab, forward_control(o), Keep::kFlat, tab.name, forward_counters(stats));
   Var<T> last;
   T* const dst = out;  // (clang 14 cannot capture a structured binding)
-  engine.integrate(
+  driver.integrate(
       times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
       [&](int i, std::span<const Var<T>> v) { std::memcpy(dst + i * n, v[0].data(), sizeof(T) * n); },
-      on_accept, std::span<Var<T>>(&last, 1));
+      store, std::span<Var<T>>(&last, 1));
   return y;
 }
 
@@ -263,8 +258,7 @@ bool may_need_gradient(Dynamics<T>& f, Var<T> h0, T t0) {
   template bool may_need_gradient<T>(Dynamics<T>&, Var<T>, T);                                      \
   template class Watching<T>;                                                                       \
   template Var<T> solve_flat<T>(Tape<T>&, Dynamics<T>&, Var<T>, std::span<const T>,                 \
-                                const SolverOptions&, SolveStats&, Reads<T>*,                       \
-                                typename RkEngine<T>::OnAccept, bool);
+                                const SolverOptions&, SolveStats&, Reads<T>*, StepStore<T>*, bool);
 ANODE_INSTANTIATE(float)
 ANODE_INSTANTIATE(double)
 #undef ANODE_INSTANTIATE
@@ -284,24 +278,22 @@ Var<T> odeint_backprop(Dynamics<T>& f, Var<T> h0, std::span<const T> times, cons
   SolveStats local;
   SolveStats& st = stats ? *stats : local;
   st.reset();
-  auto no_accept = [](T, T, T, std::span<const T* const>) {};
-  if (!tape.recording()) return solve_flat<T>(tape, f, h0, times, o, st, nullptr, no_accept, false);
+  if (!tape.recording()) return solve_flat<T>(tape, f, h0, times, o, st, nullptr, nullptr, false);
   if (!may_need_gradient(f, h0, times[0])) {
     ReadsLease<T> reads;
     reads->reset(static_cast<std::int32_t>(tape.num_slots()), f.parameters());
-    Var<T> y = solve_flat<T>(tape, f, h0, times, o, st, &*reads, no_accept, false);
+    Var<T> y = solve_flat<T>(tape, f, h0, times, o, st, &*reads, nullptr, false);
     if (!reads->any()) return y;
     st.reset();
   }
   PrimalSystem<T> sys(f);
-  RkEngine<T> engine(tape, sys, tab, forward_control(o), Keep::kRecord, tab.name, forward_counters(st));
+  Driver<T> driver(tape, sys, tab, forward_control(o), Keep::kRecord, tab.name, forward_counters(st));
   const std::size_t K = times.size() - 1;
   Var<T>* outs = arena_array<Var<T>>(tape, K);
   Var<T> last;
-  engine.integrate(
+  driver.integrate(
       times[0], times[K], std::span<const Var<T>>(&h0, 1), times.subspan(1),
-      [&](int i, std::span<const Var<T>> y) { outs[i] = y[0]; }, no_accept,
-      std::span<Var<T>>(&last, 1));
+      [&](int i, std::span<const Var<T>> y) { outs[i] = y[0]; }, nullptr, std::span<Var<T>>(&last, 1));
   if (K == 1) return outs[0];
   return stack<T>(std::span<const Var<T>>(outs, K));
 }

@@ -2,7 +2,7 @@
 #define ANODE_ODE_TABLEAU_H_
 
 // Explicit Runge-Kutta methods as data: one Butcher tableau per method, one
-// generic step (rk_engine.h) for all of them.
+// generic step (rk_step.h) for all of them.
 
 #include <string>
 #include <string_view>

@@ -123,9 +123,9 @@ TEST_P(OdeStepAllocation, AnodeTrainingStep) {
     c.readout_dim = 8;
     c.output_dim = 10;
     c.head = models::Head::kClassification;
-    c.solver.method = method;
-    c.solver.steps = method == ode::Method::kRk4 ? 10 : 0;
-    c.solver.gradient = GetParam();
+    c.block.solver.method = method;
+    c.block.solver.steps = method == ode::Method::kRk4 ? 10 : 0;
+    c.block.solver.gradient = GetParam();
     models::AnodeModel<float> m(c);
     Adam<float> adam(m.parameters(), {.lr = 0.01});
     Tensor<float> x(Shape{32, 64}, 0.1f);

@@ -14,6 +14,17 @@ grep -q "fig8_spheres_contours.png" "$report" || { echo "FAIL: figures not embed
 if [[ "$only" == *mnist* ]]; then
   grep -q "Table 1" "$report" || { echo "FAIL: Table 1 missing"; exit 1; }
 fi
+# The gradient table is read from the CSV by column name: each row's
+# tolerance and error are the CSV's.
+if [[ "$only" == *gradient_methods* ]]; then
+  csv="$out/gradient_methods/tolerance_spheres_anode_p5.csv"
+  header=$(head -1 "$csv")
+  [[ "$header" == method,tolerance,rel_error,* ]] || { echo "FAIL: unexpected CSV header $header"; exit 1; }
+  row=$(sed -n 2p "$csv")
+  method=$(cut -d, -f1 <<<"$row")
+  err=$(printf '%.1e' "$(cut -d, -f3 <<<"$row")")
+  grep -q "^| $method | 1.0e-02 | $err |" "$report" || { echo "FAIL: the first gradient row ($method, $err) is not in the report"; grep "^| $method" "$report"; exit 1; }
+fi
 # Every embedded figure exists.
 grep -o '](\([^)]*\.png\))' "$report" | sed 's/](\(.*\))/\1/' | while read -r f; do
   [[ -f "$out/$f" ]] || { echo "FAIL: $f embedded but missing"; exit 1; }

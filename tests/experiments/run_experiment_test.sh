@@ -24,6 +24,24 @@ for f in "$dir"/*.png; do
   [[ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || { echo "FAIL: $f is not a PNG"; exit 1; }
 done
 
+# Every trained model is saved as a checksummed parameter file
+# (models/serialize.h), one per run.
+ls "$dir"/model_*.anode >/dev/null 2>&1 || { echo "FAIL: no trained model files in $dir"; exit 1; }
+for f in "$dir"/model_*.anode; do
+  [[ "$(head -c 8 "$f")" == "ANODEPRM" ]] || { echo "FAIL: $f is not a parameter file"; exit 1; }
+done
+models=$(ls "$dir"/model_*.anode | wc -l)
+case "$name" in
+  mnist) want=3 ;;             # node, anode_p10, sonode; one seed each
+  nested_spheres) want=2 ;;    # p = 0, 3
+  sinusoid) want=4 ;;          # sin and sin + x, p = 0, 2
+  gradient_methods) want=2 ;;  # the MNIST and the spheres ANODE, measured from these files
+esac
+[[ $models == "$want" ]] || { echo "FAIL: $models model files, expected $want"; ls "$dir"; exit 1; }
+if [[ $name == gradient_methods ]]; then
+  grep -q '"model_file": "model_mnist_anode_p10.anode"' "$dir/summary.json" || { echo "FAIL: model file not in the summary"; exit 1; }
+fi
+
 # Several initializations: nested_spheres reports each model's mean and spread.
 if [[ $name == nested_spheres ]]; then
   "$bin" --scale tiny --seeds 2 --augment 0 --no-plots --out "$out/seeds" --quiet

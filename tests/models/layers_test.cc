@@ -11,7 +11,7 @@ namespace anode::models {
 namespace {
 
 TEST(Linear, ShapesAndGlorotInit) {
-  std::mt19937_64 rng(1);
+  datasets::Rng rng(1);
   Linear<float> lin(30, 20, rng);
   EXPECT_EQ(lin.weight().shape(), (Shape{20, 30}));
   ASSERT_NE(lin.bias(), nullptr);
@@ -25,7 +25,7 @@ TEST(Linear, ShapesAndGlorotInit) {
 }
 
 TEST(Linear, PytorchInitHasNonzeroBias) {
-  std::mt19937_64 rng(1);
+  datasets::Rng rng(1);
   Linear<double> lin(4, 3, rng, Init::kPytorch);
   double s = 0;
   for (double b : lin.bias()->value()) s += std::abs(b);
@@ -33,13 +33,27 @@ TEST(Linear, PytorchInitHasNonzeroBias) {
   for (double b : lin.bias()->value()) EXPECT_LE(std::abs(b), 0.5);
 }
 
+// Weights come from the project's portable generator (datasets::Rng), whose
+// numbers are the same with every standard library: the seed alone decides
+// them, value for value.
+TEST(Linear, WeightsAreThePortableGeneratorsUniformStream) {
+  for (Init init : {Init::kGlorotUniform, Init::kPytorch}) {
+    datasets::Rng rng(17), reference(17);
+    Linear<double> lin(5, 3, rng, init);
+    const double limit = init == Init::kGlorotUniform ? std::sqrt(6.0 / 8.0) : 1.0 / std::sqrt(5.0);
+    for (double w : lin.weight().value()) EXPECT_EQ(w, reference.uniform(-limit, limit));
+    for (double b : lin.bias()->value()) EXPECT_EQ(b, init == Init::kPytorch ? reference.uniform(-limit, limit) : 0.0);
+    EXPECT_EQ(rng.bits(), reference.bits());  // nothing else was drawn
+  }
+}
+
 TEST(Linear, RejectsBadSizes) {
-  std::mt19937_64 rng(1);
+  datasets::Rng rng(1);
   EXPECT_THROW(Linear<float>(0, 3, rng), ValueError);
 }
 
 TEST(Mlp, ParametersInOrderAndActivations) {
-  std::mt19937_64 rng(2);
+  datasets::Rng rng(2);
   Mlp<double> mlp({3, 5, 2}, {Activation::kTanh, Activation::kIdentity}, rng);
   ASSERT_EQ(mlp.parameters().size(), 4u);
   EXPECT_EQ(mlp.parameters()[0]->name(), "mlp.0.weight");
@@ -49,7 +63,7 @@ TEST(Mlp, ParametersInOrderAndActivations) {
 }
 
 TEST(Mlp, GradientWithRespectToInputMatchesFiniteDifferences) {
-  std::mt19937_64 rng(3);
+  datasets::Rng rng(3);
   Mlp<double> mlp({3, 6, 6, 2}, {Activation::kSoftplus, Activation::kTanh, Activation::kSigmoid}, rng);
   std::vector<Tensor<double>> x = {Tensor<double>(Shape{4, 3}, {0.1, -0.2, 0.3, 0.7, 0.5, -1.0, 0.0, 0.2, 2.0, -0.4, 0.9, 0.3})};
   auto r = grad_check([&](Tape<double>&, std::span<const Var<double>> v) { return mlp(v[0]); }, x);
@@ -57,7 +71,7 @@ TEST(Mlp, GradientWithRespectToInputMatchesFiniteDifferences) {
 }
 
 TEST(MlpDynamics, TimeColumnChangesTheOutput) {
-  std::mt19937_64 rng(4);
+  datasets::Rng rng(4);
   MlpDynamics<double> f(3, 3, {8}, Activation::kTanh, Activation::kIdentity, true, rng);
   Tape<double> tape;
   Tensor<double> h(Shape{2, 3}, 0.5);

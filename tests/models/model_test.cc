@@ -19,8 +19,8 @@ ModelConfig toy(Augmentation aug, Index p) {
   c.augment_dim = p;
   c.hidden = {8};
   c.hidden_activation = Activation::kTanh;
-  c.solver.method = ode::Method::kRk4;
-  c.solver.steps = 4;
+  c.block.solver.method = ode::Method::kRk4;
+  c.block.solver.steps = 4;
   c.seed = 3;
   return c;
 }
@@ -38,8 +38,8 @@ ModelConfig mnist_like(Augmentation aug, Index p) {
   c.readout_dim = 4;
   c.output_dim = 5;
   c.head = Head::kClassification;
-  c.solver.method = ode::Method::kTsit5;
-  c.solver.rtol = c.solver.atol = 1e-3;
+  c.block.solver.method = ode::Method::kTsit5;
+  c.block.solver.rtol = c.block.solver.atol = 1e-3;
   c.seed = 5;
   return c;
 }
@@ -64,7 +64,7 @@ TEST(Model, NodeAnodeIlAnodeStructure) {
 TEST(Model, ZeroPaddingStartsAugmentedDimensionsAtZero) {
   // With t_end tiny the final state is close to the padded input.
   ModelConfig c = toy(Augmentation::kZeroPad, 2);
-  c.t_end = 1e-6;
+  c.block.t_end = 1e-6;
   AnodeModel<double> m(c);
   Tape<double> tape;
   Tensor<double> x(Shape{1, 2}, {0.5, -0.25});
@@ -78,7 +78,7 @@ TEST(Model, ZeroPaddingStartsAugmentedDimensionsAtZero) {
 
 TEST(Model, TimeRegularizationIsSeededAndOffAtEvaluation) {
   ModelConfig c = toy(Augmentation::kZeroPad, 2);
-  c.time_noise = 0.3;
+  c.block.time_noise = 0.3;
   AnodeModel<float> a(c), b(c);
   Tape<float> tape;
   Tensor<float> x(Shape{2, 2}, 0.3f);
@@ -95,7 +95,7 @@ TEST(Model, TimeRegularizationIsSeededAndOffAtEvaluation) {
   EXPECT_NE(ta[0], ta[1]);
   a(tape.constant(x.view()), false);
   EXPECT_EQ(a.block().last_end_time(), 1.0);
-  c.noise_at_eval = true;  // the report's code drew T at test time too
+  c.block.noise_at_eval = true;  // the report's code drew T at test time too
   AnodeModel<float> r(c);
   r(tape.constant(x.view()), false);
   EXPECT_NE(r.block().last_end_time(), 1.0);
@@ -103,7 +103,7 @@ TEST(Model, TimeRegularizationIsSeededAndOffAtEvaluation) {
 
 TEST(Model, SecondOrderStateAndReadout) {
   ModelConfig c = mnist_like(Augmentation::kZeroPad, 2);
-  c.order = 2;  // input layer -> 2 x 4, each block padded to 6
+  c.block.order = 2;  // input layer -> 2 x 4, each block padded to 6
   AnodeModel<double> m(c);
   EXPECT_EQ(m.parameters()[0]->shape(), (Shape{8, 12}));
   // Dynamics sees the position block only: 6 -> 3 -> 3 -> 6.
@@ -115,7 +115,7 @@ TEST(Model, SecondOrderStateAndReadout) {
   c.learned_velocity = false;
   AnodeModel<double> zero_v(c);
   EXPECT_EQ(zero_v.parameters()[0]->shape(), (Shape{4, 12}));
-  c.position_only = false;
+  c.block.position_only = false;
   AnodeModel<double> full(c);
   EXPECT_EQ(full.parameters()[2]->shape(), (Shape{3, 12}));
 }
@@ -136,19 +136,50 @@ TEST(Model, BadConfigurationsNameTheField) {
   c = toy(Augmentation::kNone, 3);
   EXPECT_NE(msg(c).find("augment_dim"), std::string::npos);
   c = toy(Augmentation::kNone, 0);
-  c.order = 2;
+  c.block.order = 2;
   EXPECT_NE(msg(c).find("velocities"), std::string::npos);
   c = toy(Augmentation::kNone, 0);
-  c.time_noise = 1.5;
+  c.block.time_noise = 1.5;
   EXPECT_NE(msg(c).find("time_noise"), std::string::npos);
+  // The block's zero padding is derived from augmentation and augment_dim:
+  // a value set by hand would be silently replaced, so it is refused.
+  c = toy(Augmentation::kZeroPad, 2);
+  c.block.augment = 2;
+  EXPECT_NE(msg(c).find("block.augment"), std::string::npos);
+  c.block.augment = 0;
+  EXPECT_EQ(c.block_config().augment, 2);
+  EXPECT_EQ(toy(Augmentation::kInputLayer, 2).block_config().augment, 0);
+}
+
+// The time-regularized end time is drawn by the portable generator: the same
+// numbers for a seed with every standard library.
+TEST(OdeBlockTimeNoise, EndTimesAreThePortableGeneratorsUniformStream) {
+  datasets::Rng rng(3);
+  MlpDynamics<double> f(2, 2, {4}, Activation::kTanh, Activation::kIdentity, false, rng);
+  OdeBlockConfig bc;
+  bc.solver.method = ode::Method::kRk4;
+  bc.solver.steps = 2;
+  bc.t_end = 1.0;
+  bc.time_noise = 0.3;
+  OdeBlock<double> block(f, bc, 99);
+  datasets::Rng reference(99);
+  Tape<double> tape;
+  Tensor<double> x(Shape{1, 2}, 0.5);
+  for (int i = 0; i < 3; ++i) {
+    tape.clear();
+    block(tape.constant(x.view()), /*training=*/true);
+    EXPECT_EQ(block.last_end_time(), reference.uniform(0.7, 1.3));
+  }
+  block(tape.constant(x.view()), /*training=*/false);
+  EXPECT_EQ(block.last_end_time(), 1.0);
 }
 
 // The whole model's parameter gradient against central differences, for
 // every configuration and gradient method.
 void check_model_gradient(ModelConfig c, ode::Gradient g) {
-  c.solver.gradient = g;
-  c.solver.method = ode::Method::kRk4;  // fixed steps: the discrete map is smooth
-  c.solver.steps = 3;
+  c.block.solver.gradient = g;
+  c.block.solver.method = ode::Method::kRk4;  // fixed steps: the discrete map is smooth
+  c.block.solver.steps = 3;
   c.hidden_activation = Activation::kTanh;
   AnodeModel<double> m(c);
   std::mt19937_64 rng(9);
@@ -192,9 +223,9 @@ TEST(ModelGradients, EveryConfigurationAndMethod) {
                                       mnist_like(Augmentation::kZeroPad, 2),
                                       mnist_like(Augmentation::kInputLayer, 2)};
   ModelConfig so = mnist_like(Augmentation::kZeroPad, 1);
-  so.order = 2;
+  so.block.order = 2;
   configs.push_back(so);
-  so.position_only = false;
+  so.block.position_only = false;
   so.readout_block = 1;
   configs.push_back(so);
   ModelConfig timed = toy(Augmentation::kZeroPad, 1);
@@ -216,8 +247,8 @@ TEST(ModelTraining, AnodeFitsTheOneDimensionalCrossingMap) {
     c.augment_dim = p;
     c.hidden = {16};
     c.hidden_activation = Activation::kTanh;
-    c.solver.method = ode::Method::kRk4;
-    c.solver.steps = 10;
+    c.block.solver.method = ode::Method::kRk4;
+    c.block.solver.steps = 10;
     c.seed = 1;
     AnodeModel<float> m(c);
     Adam<float> adam(m.parameters(), {.lr = 0.05});
@@ -251,7 +282,7 @@ TEST(ModelTraining, ClassifierLossDecreasesWithEveryGradientMethod) {
   }
   for (ode::Gradient g : {ode::Gradient::kBackprop, ode::Gradient::kAdjoint, ode::Gradient::kCheckpoint}) {
     ModelConfig c = mnist_like(Augmentation::kZeroPad, 2);
-    c.solver.gradient = g;
+    c.block.solver.gradient = g;
     AnodeModel<float> m(c);
     Adam<float> adam(m.parameters(), {.lr = 0.05});
     Tape<float> tape;

@@ -32,8 +32,8 @@ ModelConfig small() {
   ModelConfig c;
   c.input_dim = 2;
   c.hidden = {5};
-  c.solver.method = ode::Method::kRk4;
-  c.solver.steps = 3;
+  c.block.solver.method = ode::Method::kRk4;
+  c.block.solver.steps = 3;
   c.seed = 7;
   return c;
 }

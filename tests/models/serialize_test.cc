@@ -20,8 +20,8 @@ ModelConfig small(Index p) {
   c.augmentation = p > 0 ? Augmentation::kZeroPad : Augmentation::kNone;
   c.augment_dim = p;
   c.hidden = {5};
-  c.solver.method = ode::Method::kRk4;
-  c.solver.steps = 3;
+  c.block.solver.method = ode::Method::kRk4;
+  c.block.solver.steps = 3;
   c.seed = 7;
   return c;
 }
@@ -56,9 +56,9 @@ TEST(Serialize, RoundTripRestoresEveryParameter) {
 
 TEST(Serialize, ConfigJsonRoundTrip) {
   ModelConfig c = small(3);
-  c.time_noise = 0.25;
-  c.order = 1;
-  c.solver.gradient = ode::Gradient::kAdjoint;
+  c.block.time_noise = 0.25;
+  c.block.order = 1;
+  c.block.solver.gradient = ode::Gradient::kAdjoint;
   EXPECT_EQ(config_to_json(config_from_json(config_to_json(c))), config_to_json(c));
   EXPECT_THROW(config_from_json("{\"input_dim\": 2}"), ValueError);
 }

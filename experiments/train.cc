@@ -1,0 +1,182 @@
+#include "experiments/train.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "models/serialize.h"
+
+namespace anode::experiments {
+
+Trainer::Trainer(std::vector<Parameter<float>*> params, std::function<ode::SolveStats()> stats, std::string who)
+    : params_(std::move(params)), stats_(std::move(stats)), who_(std::move(who)) {}
+
+StepResult Trainer::gradient(Index rows, const ShardLoss& loss) {
+  if (rows < 1) throw std::logic_error(who_ + ": a gradient of an empty batch");
+  for (Parameter<float>* p : params_) p->zero_grad();
+  tape_.clear();
+  const Shard shard{0, rows, rows};
+  Var<float> l = loss(tape_, shard);
+  tape_.backward(l);
+  StepResult r;
+  r.loss = l.item();
+  if (stats_) r.stats = stats_();
+  return r;
+}
+
+StepResult Trainer::step(Optimizer<float>& opt, Index rows, const ShardLoss& loss) {
+  StepResult r = gradient(rows, loss);
+  if (!std::isfinite(r.loss)) throw std::runtime_error(who_ + ": the loss became " + std::to_string(r.loss));
+  opt.step();
+  return r;
+}
+
+namespace {
+
+// Rows [begin, end) of a [n, ...] tensor, as a view.
+TensorView<const float> rows_of(const Tensor<float>& t, Index begin, Index end) {
+  const Shape& s = t.shape();
+  const Index row = s[0] > 0 ? t.size() / s[0] : 0;
+  std::array<Index, kMaxRank> dims{};
+  std::copy(s.dims().begin(), s.dims().end(), dims.begin());
+  dims[0] = end - begin;
+  return TensorView<const float>{t.data() + begin * row,
+                                 Shape(std::span<const Index>(dims.data(), static_cast<std::size_t>(s.rank())))};
+}
+
+}  // namespace
+
+template <class Model>
+ShardLoss batch_loss(Model& model, Objective objective, const Tensor<float>& x, const Tensor<float>* targets,
+                     std::span<const int> labels) {
+  return [&model, objective, &x, targets, labels](Tape<float>& tape, const Shard& s) {
+    Var<float> out = model(tape.constant(rows_of(x, s.begin, s.end)), true);
+    if (objective == Objective::kCrossEntropy) {
+      return softmax_cross_entropy<float>(out, labels.subspan(static_cast<std::size_t>(s.begin),
+                                                              static_cast<std::size_t>(s.rows())));
+    }
+    return models::regression_loss(out, tape.constant(rows_of(*targets, s.begin, s.end)));
+  };
+}
+
+template <class Model>
+FitResult fit(Model& model, Optimizer<float>& opt, datasets::Batcher<float>& batches, Objective objective,
+              const FitOptions& options, const Progress& progress, const std::string& who) {
+  Trainer trainer(model.parameters(), [&model] { return model.stats(); }, who);
+  FitResult result;
+  Stopwatch clock;
+  const Index per_epoch = batches.num_batches();
+  Index total = per_epoch * options.epochs;
+  if (options.max_steps > 0) total = std::min(total, options.max_steps);
+  double epoch_loss = 0;
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    batches.start_epoch(epoch);
+    epoch_loss = 0;
+    Index in_epoch = 0;
+    while (result.steps < total && batches.next()) {
+      const Tensor<float>& x = batches.features();
+      const StepResult r = trainer.step(opt, x.shape()[0],
+                                        batch_loss(model, objective, x, &batches.targets(), batches.labels()));
+      ++result.steps;
+      ++in_epoch;
+      result.total += r.stats;
+      epoch_loss += r.loss;
+      StepInfo info;
+      info.epoch = epoch;
+      info.epochs = options.epochs;
+      info.step = result.steps;
+      info.steps = total;
+      info.last_of_epoch = batches.batch_index() + 1 == per_epoch || result.steps == total;
+      info.loss = r.loss;
+      info.stats = r.stats;
+      const std::string extra = options.after_step ? options.after_step(info) : std::string();
+      const bool line = options.progress_every > 0
+                            ? (result.steps % options.progress_every == 0 || result.steps == total)
+                            : info.last_of_epoch;
+      if (line) {
+        const double n = static_cast<double>(result.steps);
+        char buf[320];
+        std::snprintf(buf, sizeof(buf), "%-34s epoch %d/%d  step %lld/%lld  loss %.4f (epoch mean %.4f)  nfe/step %.1f/%.1f%s",
+                      who.c_str(), epoch + 1, options.epochs, static_cast<long long>(result.steps),
+                      static_cast<long long>(total), r.loss, epoch_loss / static_cast<double>(in_epoch),
+                      static_cast<double>(result.total.nfe_forward) / n,
+                      static_cast<double>(result.total.nfe_backward) / n, extra.c_str());
+        progress.line(buf);
+      }
+    }
+  }
+  result.seconds = clock.seconds();
+  return result;
+}
+
+template <class Model>
+std::pair<double, double> evaluate_classifier(Model& model, const Tensor<float>& x, std::span<const int> labels,
+                                              Index batch) {
+  const Index n = x.shape()[0];
+  if (n == 0) throw std::logic_error("evaluate_classifier: an empty data set");
+  Tape<float> tape;
+  Index correct = 0, batches = 0;
+  double loss = 0;
+  for (Index b = 0; b < n; b += batch) {
+    const Index rows = std::min(batch, n - b);
+    tape.clear();
+    Tape<float>::NoGradGuard no_grad(tape);
+    Var<float> logits = model(tape.constant(rows_of(x, b, b + rows)), false);
+    std::span<const int> l = labels.subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(rows));
+    correct += models::count_correct<float>(logits.value(), l);
+    loss += softmax_cross_entropy<float>(logits, l).item();
+    ++batches;
+  }
+  return {static_cast<double>(correct) / static_cast<double>(n), loss / static_cast<double>(batches)};
+}
+
+void save_trained(const std::filesystem::path& path, const models::AnodeModel<float>& model) {
+  models::save_model(path.string(), model);
+}
+
+void save_trained(const std::filesystem::path& path, const models::ConvOdeClassifier<float>& model) {
+  const models::ConvModelConfig& c = model.config();
+  const Json description = {{"model", "conv"}, {"label", c.label()}, {"channels", c.channels},
+                            {"height", c.height}, {"width", c.width}, {"augment_channels", c.augment_channels},
+                            {"filters", c.filters}, {"time_dependent", c.time_dependent},
+                            {"classes", c.classes}, {"solver", solver_json(c.solver)},
+                            {"t_end", c.t_end}, {"seed", c.seed}};
+  models::save_parameters(path.string(), model.parameters(), description.dump());
+}
+
+void load_trained(const std::filesystem::path& path, const models::ModelConfig& trained,
+                  models::AnodeModel<double>& model) {
+  models::AnodeModel<float> file_model(trained);
+  models::load_model(path.string(), file_model);
+  const std::vector<Parameter<float>*>& from = file_model.parameters();
+  const std::vector<Parameter<double>*>& to = model.parameters();
+  if (from.size() != to.size()) {
+    throw models::ModelFileError(path.string() + ": holds " + std::to_string(from.size()) +
+                                 " parameters, the model has " + std::to_string(to.size()));
+  }
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    if (from[i]->name() != to[i]->name() || from[i]->shape() != to[i]->shape()) {
+      throw models::ModelFileError(path.string() + ": parameter '" + from[i]->name() + "' " +
+                                   from[i]->shape().str() + " does not fit '" + to[i]->name() + "' " +
+                                   to[i]->shape().str());
+    }
+    const Tensor<float>& src = from[i]->value();
+    Tensor<double>& dst = to[i]->value();
+    for (Index j = 0; j < src.size(); ++j) dst[j] = src[j];
+  }
+}
+
+#define ANODE_TRAIN_INSTANTIATE(Model)                                                                      \
+  template FitResult fit<Model>(Model&, Optimizer<float>&, datasets::Batcher<float>&, Objective,            \
+                                const FitOptions&, const Progress&, const std::string&);                   \
+  template ShardLoss batch_loss<Model>(Model&, Objective, const Tensor<float>&, const Tensor<float>*,       \
+                                       std::span<const int>);                                              \
+  template std::pair<double, double> evaluate_classifier<Model>(Model&, const Tensor<float>&,               \
+                                                                std::span<const int>, Index);
+ANODE_TRAIN_INSTANTIATE(models::AnodeModel<float>)
+ANODE_TRAIN_INSTANTIATE(models::ConvOdeClassifier<float>)
+#undef ANODE_TRAIN_INSTANTIATE
+
+}  // namespace anode::experiments
