@@ -40,6 +40,11 @@ struct Flags {
   bool train_accuracy = true;
   bool conv = false;          // add Dupont et al.'s convolutional NODE / ANODE
   int conv_filters = 64;      // ANODE's filters (NODE gets 92/64 as many, matching parameters)
+  // RNODE (Finlay et al. 2020): the weights of the rnode_* variants
+  // (NODE and ANODE p=10 with the regularizers); both 0 drops the variants.
+  double kinetic = 0.01;
+  double jacobian = 0.01;
+  std::string rnode_noise = "gaussian";
 };
 
 struct Variant {
@@ -129,6 +134,24 @@ std::vector<Variant> all_variants(const Flags& flags) {
   so.readout_block = 1;
   add("sonode_report_frozen_input", "SONODE (report, input layer frozen)", "fig16", so, nan);
   v.back().freeze_input = true;
+  if (flags.kinetic > 0 || flags.jacobian > 0) {
+    // RNODE: the same NODE and ANODE p=10 with the kinetic energy and
+    // Jacobian Frobenius terms in the training loss (extra states of the solve).
+    char tag[96];
+    std::snprintf(tag, sizeof(tag), " + RNODE (K %g, J %g)", flags.kinetic, flags.jacobian);
+    for (int p : {0, 10}) {
+      models::ModelConfig a = c;
+      if (p > 0) {
+        a.augmentation = models::Augmentation::kZeroPad;
+        a.augment_dim = p;
+      }
+      a.block.kinetic = flags.kinetic;
+      a.block.jacobian = flags.jacobian;
+      a.block.noise = models::parse_noise(flags.rnode_noise);
+      add(p == 0 ? "rnode_node" : "rnode_anode_p10", std::string(p == 0 ? "NODE" : "ANODE p=10") + tag, "rnode", a,
+          nan);
+    }
+  }
   if (flags.conv) {
     // Dupont et al. (2019), MNIST: conv dynamics 1x1-3x3-1x1 with a time
     // channel, dopri5 at 1e-3, adjoint, Adam 1e-3, batch 256; NODE with more
@@ -352,6 +375,13 @@ int main(int argc, char** argv) {
   app.add_option("--scale", flags.scale, "report (the paper's setup), tiny (a smoke test) or full (8000/2000 images)")
       ->check(CLI::IsMember({"report", "tiny", "full"}));
   app.add_option("--variants", flags.variants, "Comma-separated variants to run (default: all)")->delimiter(',');
+  app.add_option("--kinetic", flags.kinetic, "RNODE: weight of the kinetic energy integral of |f|^2 (rnode_* variants)")
+      ->transform(finite_in(0, 1e6));
+  app.add_option("--jacobian", flags.jacobian,
+                 "RNODE: weight of the Jacobian Frobenius norm integral, Hutchinson estimate (rnode_* variants)")
+      ->transform(finite_in(0, 1e6));
+  app.add_option("--rnode-noise", flags.rnode_noise, "RNODE's Hutchinson noise: gaussian or rademacher")
+      ->check(CLI::IsMember({"gaussian", "rademacher"}));
   app.add_option("--seeds", flags.seeds, "Runs per variant (seeds seed .. seed + n - 1)")->transform(integer_in(1, 1000));
   app.add_option("--epochs", flags.epochs, "Epochs over the training images")->transform(integer_in(1, 100000));
   app.add_option("--batch", flags.batch, "Batch size")->transform(integer_in(1, 100000));
@@ -378,7 +408,7 @@ int main(int argc, char** argv) {
       if (!app.count("--epochs")) flags.epochs = 1;
       if (!app.count("--train-images")) flags.train_images = 200;
       if (!app.count("--test-images")) flags.test_images = 200;
-      if (!app.count("--variants")) flags.variants = {"node", "anode_p10", "sonode"};
+      if (!app.count("--variants")) flags.variants = {"node", "anode_p10", "sonode", "rnode_anode_p10"};
     } else if (flags.scale == "full") {
       if (!app.count("--train-images")) flags.train_images = 8000;
       if (!app.count("--test-images")) flags.test_images = 2000;
