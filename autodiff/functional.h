@@ -39,18 +39,33 @@ struct VjpResult {
   std::vector<Tensor<T>> grads;
 };
 
+namespace functional_detail {
+// One input() leaf per tensor, then f on them; ValueError naming `fn` unless
+// f returns a Var on this tape (and, if `scalar`, ShapeError unless it has
+// one element).
+template <class T>
+Var<T> call(const char* fn, TapeFn<T> f, Tape<T>& tape, std::span<const Tensor<T>> inputs,
+            std::vector<Var<T>>& leaves, bool scalar) {
+  leaves.reserve(inputs.size());
+  for (const Tensor<T>& x : inputs) leaves.push_back(tape.input(x.view()));
+  Var<T> y = f(tape, leaves);
+  if (!y.valid() || &y.tape() != &tape) {
+    throw ValueError(std::string(fn) + ": the function must return a Var recorded on the tape it was given");
+  }
+  if (scalar && y.size() != 1) {
+    throw ShapeError(std::string(fn) + ": the function must return one element, got shape " + y.shape().str());
+  }
+  return y;
+}
+}  // namespace functional_detail
+
 /// Evaluates f at `inputs` and pulls `cotangent` (shaped like f's output) back
 /// to every input. An input f does not depend on gets a zero gradient.
 template <class T>
 VjpResult<T> vjp(TapeFn<T> f, std::span<const Tensor<T>> inputs, TensorView<const T> cotangent) {
   Tape<T> tape;
   std::vector<Var<T>> leaves;
-  leaves.reserve(inputs.size());
-  for (const Tensor<T>& x : inputs) leaves.push_back(tape.input(x.view()));
-  Var<T> y = f(tape, leaves);
-  if (!y.valid() || &y.tape() != &tape) {
-    throw ValueError("vjp: the function must return a Var recorded on the tape it was given");
-  }
+  Var<T> y = functional_detail::call("vjp", f, tape, inputs, leaves, false);
   VjpResult<T> result{y.to_tensor(), {}};
   tape.backward(y, cotangent);
   for (const Var<T>& leaf : leaves) result.grads.push_back(Tensor<T>::from_view(tape.grad(leaf)));
@@ -63,15 +78,7 @@ std::vector<Tensor<T>> grad(TapeFn<T> f, std::span<const Tensor<T>> inputs) {
   T one = 1;
   Tape<T> tape;
   std::vector<Var<T>> leaves;
-  leaves.reserve(inputs.size());
-  for (const Tensor<T>& x : inputs) leaves.push_back(tape.input(x.view()));
-  Var<T> y = f(tape, leaves);
-  if (!y.valid() || &y.tape() != &tape) {
-    throw ValueError("grad: the function must return a Var recorded on the tape it was given");
-  }
-  if (y.size() != 1) {
-    throw ShapeError("grad: the function must return one element, got shape " + y.shape().str());
-  }
+  Var<T> y = functional_detail::call("grad", f, tape, inputs, leaves, true);
   tape.backward(y, TensorView<const T>{&one, y.shape()});
   std::vector<Tensor<T>> grads;
   for (const Var<T>& leaf : leaves) grads.push_back(Tensor<T>::from_view(tape.grad(leaf)));
@@ -150,15 +157,7 @@ HvpResult<T> hvp(TapeFn<T> f, std::span<const Tensor<T>> inputs, std::span<const
   functional_detail::check_like<T>("hvp", "vector", inputs, vs);
   Tape<T> tape;
   std::vector<Var<T>> leaves;
-  leaves.reserve(inputs.size());
-  for (const Tensor<T>& x : inputs) leaves.push_back(tape.input(x.view()));
-  Var<T> y = f(tape, leaves);
-  if (!y.valid() || &y.tape() != &tape) {
-    throw ValueError("hvp: the function must return a Var recorded on the tape it was given");
-  }
-  if (y.size() != 1) {
-    throw ShapeError("hvp: the function must return one element, got shape " + y.shape().str());
-  }
+  Var<T> y = functional_detail::call("hvp", f, tape, inputs, leaves, true);
   std::vector<Var<T>> g = tape.gradients(y, leaves);
   Var<T> dot = tape.scalar(T(0));
   for (std::size_t i = 0; i < g.size(); ++i) dot = dot + sum(g[i] * tape.constant(vs[i].view()));
