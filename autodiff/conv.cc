@@ -16,6 +16,7 @@
 #include "autodiff/gemm.h"
 #include "autodiff/kernels.h"
 #include "autodiff/op_kit.h"
+#include "autodiff/ops.h"
 #include "autodiff/thread_pool.h"
 
 namespace anode {
@@ -141,6 +142,11 @@ void for_each_group(Index groups, Index lanes, const F& fn) {
 constexpr Index kMaxGroups = 16;
 
 template <class T>
+struct ConvWeightGrad;
+template <class T>
+Var<T> conv_input_grad(Var<T> g, Var<T> w, Index k, Index p);
+
+template <class T>
 struct Conv2d {
   struct Attrs {
     Index padding;  // resolved ("same" is stored as its value)
@@ -206,7 +212,7 @@ struct Conv2d {
         }
       });
     }
-    const Node<T> nd = op::make_node<T>("conv2d", &backward, Attrs{p});
+    const Node<T> nd = op::make_node<T>("conv2d", &backward, op::rules_of<T, Conv2d>(), Attrs{p});
     if (bias.valid()) {
       t.record(y, {x, w, bias}, nd);
     } else {
@@ -306,6 +312,31 @@ struct Conv2d {
     }
   }
 
+  // Forward mode: conv2d is bilinear in (x, w), affine in the bias.
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const Index p = nd.template attrs<Attrs>().padding;
+    const Var<T> x = op::in_var(t, nd, 0), w = op::in_var(t, nd, 1);
+    const Shape s = t.slot(nd.out).shape;
+    Var<T> r = op::add_tangents(s, u[0].valid() ? conv2d(u[0], w, Var<T>(), p) : Var<T>(),
+                                u[1].valid() ? conv2d(x, u[1], Var<T>(), p) : Var<T>());
+    if (nd.in_count == 3 && u[2].valid()) {
+      const Var<T> ub = reshape(u[2], Shape{1, s[1], 1, 1});
+      r = r.valid() ? add(r, ub) : broadcast_to(ub, s);
+    }
+    return r;
+  }
+  // The recorded backward: dx as the transposed convolution (a conv2d of g
+  // with the flipped, channel-swapped weight), dw by conv2d_weight_grad,
+  // dbias as sums; all differentiable again.
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> g, GradSink<T>& sink) {
+    const Index p = nd.template attrs<Attrs>().padding;
+    const Var<T> x = op::in_var(t, nd, 0), w = op::in_var(t, nd, 1);
+    const Index k = w.shape()[2];
+    if (sink.wants(0)) sink.add(0, conv_input_grad(g, w, k, p));
+    if (sink.wants(1)) sink.add(1, ConvWeightGrad<T>::forward(x, g, k, p));
+    if (nd.in_count == 3 && sink.wants(2)) sink.add(2, sum(sum(sum(g, 3), 2), 0));
+  }
+
   // dw (+)= g_n col(x_n)^T, over blocks of output positions.
   static void image_dw(const Geometry& geo, const T* x, const T* g, T* col, bool fresh, T* dw) {
     const Index m = geo.out_plane(), patch = geo.patch();
@@ -337,6 +368,117 @@ struct Conv2d {
       im2col(g, geo.o, geo.ho, geo.wo, geo.k, geo.k - 1 - geo.p, geo.h, geo.w, q0, q1, col);
       gemm<T>(false, false, geo.c, q1 - q0, okk, T(1), wt, okk, col, q1 - q0, T(1), dx + q0, hw);
     }
+  }
+};
+
+// Wt[c, o, i, j] = w[o, c, k-1-i, k-1-j]: the transposed convolution's weight
+// as an op. Linear and its own adjoint (applied to [C, O, k, k] it maps back).
+template <class T>
+struct ConvFlip {
+  static Var<T> forward(Var<T> w) {
+    Tape<T>& t = op::tape_of("conv_flip", w);
+    const Shape sw = w.shape();
+    const Index o = sw[0], c = sw[1], kk = sw[2] * sw[3];
+    auto [y, out] = t.make_output(Shape{c, o, sw[2], sw[3]});
+    flip(w.data(), o, c, kk, out);
+    t.record(y, {w}, op::make_node<T>("conv_flip", &backward, op::rules_of<T, ConvFlip>()));
+    return y;
+  }
+  static void flip(const T* w, Index o, Index c, Index kk, T* out) {
+    for (Index a = 0; a < o; ++a) {
+      for (Index b = 0; b < c; ++b) {
+        const T* src = w + (a * c + b) * kk;
+        T* dst = out + (b * o + a) * kk;
+        for (Index r = 0; r < kk; ++r) dst[kk - 1 - r] = src[r];
+      }
+    }
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    T* gx = t.in_grad(nd, 0).zeroed();
+    if (!gx) return;
+    const Shape s = t.slot(nd.out).shape;  // [C, O, k, k]
+    const Index n = s.numel();
+    TransientScratch transient(t.arena());
+    T* tmp = t.scratch(static_cast<std::size_t>(n));
+    flip(t.out_adj(nd), s[0], s[1], s[2] * s[3], tmp);
+    kernels::add_to(tmp, gx, n);
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>&, std::span<const Var<T>> u) { return forward(u[0]); }
+  static void vjp(Tape<T>&, const Node<T>&, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, forward(gy));
+  }
+};
+
+// d/dx of conv2d(x, w, p) for output adjoint g: the correlation of g padded
+// by k - 1 - p with the flipped weight.
+template <class T>
+Var<T> conv_input_grad(Var<T> g, Var<T> w, Index k, Index p) {
+  if (p > k - 1) {
+    throw ValueError("conv2d: a recorded (higher-order) gradient needs padding <= k - 1, got " +
+                     std::to_string(p) + " for a " + std::to_string(k) + "x" + std::to_string(k) +
+                     " kernel");
+  }
+  return conv2d(g, ConvFlip<T>::forward(w), Var<T>(), k - 1 - p);
+}
+
+// dw[o, c, i, j] = sum_{n, a, b} g[n, o, a, b] x[n, c, a + i - p, b + j - p]:
+// conv2d's weight gradient as an op (bilinear in x and g), so that it can be
+// differentiated again.
+template <class T>
+struct ConvWeightGrad {
+  struct Attrs {
+    Index k, p;
+  };
+  static Var<T> forward(Var<T> x, Var<T> g, Index k, Index p) {
+    Tape<T>& t = op::tape_of("conv2d_weight_grad", x, g);
+    const Shape sx = x.shape(), sg = g.shape();
+    const Geometry geo = Geometry::of(sx, Shape{sg[1], sx[1], k, k}, p);
+    auto [y, out] = t.make_output(Shape{geo.o, geo.c, k, k});
+    {
+      TransientScratch transient(t.arena());
+      T* col = geo.pointwise()
+                   ? nullptr
+                   : t.scratch(static_cast<std::size_t>(geo.patch() * col_block<T>(geo.patch(), geo.out_plane())));
+      for (Index n = 0; n < geo.n; ++n) {
+        Conv2d<T>::image_dw(geo, x.data() + n * geo.c * geo.in_plane(),
+                            g.data() + n * geo.o * geo.out_plane(), col, n == 0, out);
+      }
+      if (geo.n == 0) std::fill(out, out + geo.o * geo.patch(), T(0));
+    }
+    t.record(y, {x, g},
+             op::make_node<T>("conv2d_weight_grad", &backward, op::rules_of<T, ConvWeightGrad>(), Attrs{k, p}));
+    return y;
+  }
+  // <dw(x, g), W> = <g, conv2d(x, W)> = <x, conv_input_grad(g, W)>.
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    // Rare (third order through a conv): done with ops on a scope.
+    const auto [k, p] = nd.template attrs<Attrs>();
+    const Shape sx = t.in_shape(nd, 0), sg = t.in_shape(nd, 1), sw = t.slot(nd.out).shape;
+    op::Grad<T> gx = t.in_grad(nd, 0), gg = t.in_grad(nd, 1);
+    Tensor<T> dx, dg;
+    {
+      typename Tape<T>::Scope scope(t);
+      typename Tape<T>::NoGradGuard no_grad(t);
+      const Var<T> x = t.constant(TensorView<const T>{t.in_value(nd, 0), sx});
+      const Var<T> g = t.constant(TensorView<const T>{t.in_value(nd, 1), sg});
+      const Var<T> wbar = t.constant(TensorView<const T>{t.out_adj(nd), sw});
+      if (gx) dx = conv_input_grad(g, wbar, k, p).to_tensor();
+      if (gg) dg = conv2d(x, wbar, Var<T>(), p).to_tensor();
+    }
+    if (gx) op::accumulate(gx, sx.numel(), dx.data(), sx.numel());
+    if (gg) op::accumulate(gg, sg.numel(), dg.data(), sg.numel());
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const auto [k, p] = nd.template attrs<Attrs>();
+    const Var<T> x = op::in_var(t, nd, 0), g = op::in_var(t, nd, 1);
+    return op::add_tangents(t.slot(nd.out).shape, u[0].valid() ? forward(u[0], g, k, p) : Var<T>(),
+                            u[1].valid() ? forward(x, u[1], k, p) : Var<T>());
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> wbar, GradSink<T>& sink) {
+    const auto [k, p] = nd.template attrs<Attrs>();
+    const Var<T> x = op::in_var(t, nd, 0), g = op::in_var(t, nd, 1);
+    if (sink.wants(0)) sink.add(0, conv_input_grad(g, wbar, k, p));
+    if (sink.wants(1)) sink.add(1, conv2d(x, wbar, Var<T>(), p));
   }
 };
 

@@ -1,7 +1,8 @@
 #ifndef ANODE_AUTODIFF_GRAD_CHECK_H_
 #define ANODE_AUTODIFF_GRAD_CHECK_H_
 
-// Finite-difference verification of reverse-mode gradients, in double.
+// Finite-difference verification of reverse-mode gradients, forward-mode
+// tangents and second derivatives, in double.
 
 #include <cstdint>
 #include <span>
@@ -24,6 +25,10 @@ struct GradCheckOptions {
   Index max_elementwise = 4096;
   /// Random directions for the dot-product identity.
   int directions = 3;
+  /// f takes derivatives of its own inputs (Tape::gradients inside: a
+  /// gradient of a gradient): evaluate it for the finite differences with
+  /// differentiable leaves and recording on, not as constants.
+  bool nested = false;
 };
 
 struct GradCheckResult {
@@ -42,6 +47,24 @@ struct GradCheckResult {
 /// Step h = cbrt(eps) * max(1, |x|). f must be deterministic and smooth at x.
 GradCheckResult grad_check(TapeFn<double> f, std::span<const Tensor<double>> inputs,
                            const GradCheckOptions& options = {});
+
+/// Checks f's forward mode (jvp) at `inputs` along random tangents u:
+///  1. J u equals the central difference of f along u, element by element;
+///  2. the dot-product identity against reverse mode: <v, J u> = <J^T v, u>
+///     for a random v, to rounding (relative 1e-10).
+GradCheckResult jvp_check(TapeFn<double> f, std::span<const Tensor<double>> inputs,
+                          const GradCheckOptions& options = {});
+
+/// Checks f's second derivatives at `inputs` through the scalar
+/// L = <w, f> + |f|^2 / 2 (w random), whose Hessian involves every rule of
+/// f's ops (sum_k (w_k + f_k) f_k'' + J^T J), along random directions u:
+///  1. the recorded gradient (Tape::gradients) equals reverse mode's;
+///  2. hvp (reverse-over-reverse) equals the central difference of reverse-
+///     mode gradients along u (tolerances: options.rtol and atol);
+///  3. forward-over-reverse (the tangent of the recorded gradient) equals
+///     it to rounding (relative 1e-9).
+GradCheckResult hvp_check(TapeFn<double> f, std::span<const Tensor<double>> inputs,
+                          const GradCheckOptions& options = {});
 
 }  // namespace anode
 

@@ -66,11 +66,65 @@ Node<T> make_node(const char* name, typename Node<T>::Backward backward) {
 /// The same with typed attributes, read back in the rule with
 /// node.attrs<A>(). A: trivially copyable, at most Node<T>::kAttrBytes.
 template <class T, class A>
+  requires(!std::is_same_v<A, const OpRules<T>*>)
 Node<T> make_node(const char* name, typename Node<T>::Backward backward, const A& attrs) {
   Node<T> n = make_node<T>(name, backward);
   n.set_attrs(attrs);
   return n;
 }
+
+/// The same with the op's higher-order rules (rules_of<T, Op>()).
+template <class T>
+Node<T> make_node(const char* name, typename Node<T>::Backward backward, const OpRules<T>* rules) {
+  Node<T> n = make_node<T>(name, backward);
+  n.rules = rules;
+  return n;
+}
+
+/// Rules and attributes.
+template <class T, class A>
+Node<T> make_node(const char* name, typename Node<T>::Backward backward, const OpRules<T>* rules,
+                  const A& attrs) {
+  Node<T> n = make_node<T>(name, backward, rules);
+  n.set_attrs(attrs);
+  return n;
+}
+
+/// The OpRules of an op written as a struct with static members
+///   Var<T> tangent(Tape<T>&, const Node<T>&, std::span<const Var<T>> u);
+///   void vjp(Tape<T>&, const Node<T>&, Var<T> gy, GradSink<T>& sink);
+/// (one constant per op; no allocation, no guard).
+template <class T, class Op>
+const OpRules<T>* rules_of() {
+  static constexpr OpRules<T> rules{&Op::tangent, &Op::vjp};
+  return &rules;
+}
+
+/// Input i of a node as a Var (for the higher-order rules, which are
+/// written with ops).
+template <class T>
+Var<T> in_var(Tape<T>& t, const Node<T>& n, int i) {
+  return Var<T>(&t, t.input(n, i));
+}
+/// A node's output as a Var.
+template <class T>
+Var<T> out_var(Tape<T>& t, const Node<T>& n) {
+  return Var<T>(&t, n.out);
+}
+
+/// A constant (no gradient) of shape `s` with element i = f(i): masks and
+/// signs in the higher-order rules of piecewise ops.
+template <class T, class F>
+Var<T> constant_from(Tape<T>& t, const Shape& s, F f) {
+  T* d = t.template scratch<T>(static_cast<std::size_t>(s.numel()));
+  for (Index i = 0; i < s.numel(); ++i) d[i] = f(i);
+  return t.make_view(d, s);
+}
+
+/// x + y for two tangents of which either may be invalid (zero), broadcast
+/// to `s`; invalid if both are.
+template <class T>
+Var<T> add_tangents(const Shape& s, Var<T> x, Var<T> y);
 
 namespace detail {
 [[noreturn]] void throw_empty_var(const char* op);

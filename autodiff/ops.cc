@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "autodiff/gemm.h"
 #include "autodiff/kernels.h"
@@ -15,10 +16,28 @@ namespace anode {
 namespace {
 
 using op::Grad;
+using op::in_var;
 using op::is_periodic;
 using op::make_node;
+using op::out_var;
+using op::rules_of;
 using op::shapes;
 using op::tape_of;
+
+// ---- Higher-order rules ---------------------------------------------------------
+//
+// Beside its forward and numeric backward, every op has two rules written
+// with ops (OpRules, tape.h): `tangent` (forward mode, J u) and `vjp` (the
+// backward recorded as ops, for gradients of gradients). The numeric
+// backward stays the first-order path, untouched; these run only under
+// Tape::ForwardMode or Tape::gradients. Elementwise ops state their
+// derivative once as an expression (`derivative`), used by both.
+
+// u * d, the tangent or adjoint through an elementwise derivative d.
+template <class T>
+Var<T> times(Var<T> g, Var<T> d) {
+  return mul(g, d);
+}
 
 // ---- Broadcasting binary ops -------------------------------------------------
 //
@@ -72,8 +91,49 @@ struct Binary {
         case BinaryKind::kDiv: kernels::div(pa.data, pa.period, pb.data, pb.period, out, n); break;
       }
     }
-    t.record(y, {a, b}, make_node<T>(name(), &backward));
+    t.record(y, {a, b}, make_node<T>(name(), &backward, rules_of<T, Binary>()));
     return y;
+  }
+
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const Shape s = t.slot(nd.out).shape;
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1), y = out_var(t, nd);
+    const Var<T> ua = u[0], ub = u[1];
+    switch (K) {
+      case BinaryKind::kAdd: return op::add_tangents(s, ua, ub);
+      case BinaryKind::kSub: return op::add_tangents(s, ua, ub.valid() ? neg(ub) : ub);
+      case BinaryKind::kMul:
+        return op::add_tangents(s, ua.valid() ? mul(ua, b) : ua, ub.valid() ? mul(a, ub) : ub);
+      case BinaryKind::kDiv:  // d/db = -y / b
+        return op::add_tangents(s, ua.valid() ? div(ua, b) : ua,
+                                ub.valid() ? neg(div(mul(ub, y), b)) : ub);
+    }
+    return Var<T>();
+  }
+
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const Shape sa = t.in_shape(nd, 0), sb = t.in_shape(nd, 1);
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1), y = out_var(t, nd);
+    switch (K) {
+      case BinaryKind::kAdd:
+        if (sink.wants(0)) sink.add(0, sum_to(gy, sa));
+        if (sink.wants(1)) sink.add(1, sum_to(gy, sb));
+        break;
+      case BinaryKind::kSub:
+        if (sink.wants(0)) sink.add(0, sum_to(gy, sa));
+        if (sink.wants(1)) sink.add(1, sum_to(neg(gy), sb));
+        break;
+      case BinaryKind::kMul:
+        if (sink.wants(0)) sink.add(0, sum_to(mul(gy, b), sa));
+        if (sink.wants(1)) sink.add(1, sum_to(mul(gy, a), sb));
+        break;
+      case BinaryKind::kDiv: {
+        const Var<T> q = div(gy, b);
+        if (sink.wants(0)) sink.add(0, sum_to(q, sa));
+        if (sink.wants(1)) sink.add(1, sum_to(neg(mul(q, y)), sb));
+        break;
+      }
+    }
   }
 
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -141,17 +201,29 @@ struct Binary {
 
 // ---- Unary elementwise ops ---------------------------------------------------------
 
-// One struct per function: its forward kernel, and its backward kernel fed
-// either the input x or the saved output y (whichever the derivative uses).
-#define ANODE_UNARY_OP(op, uses_output)                                                    \
+// One struct per function: its forward kernel, its backward kernel fed
+// either the input x or the saved output y (whichever the derivative uses),
+// and its derivative as an expression of the Vars x and y (for the tangent
+// and the recorded backward; differentiable again).
+#define ANODE_UNARY_OP(op, uses_output, deriv)                                             \
   template <class T>                                                                       \
   struct Unary_##op {                                                                      \
     static Var<T> forward(Var<T> x) {                                                      \
       Tape<T>& t = tape_of(#op, x);                                                        \
       auto [y, out] = t.make_output(x.shape());                                            \
       kernels::op(x.data(), out, x.size());                                                \
-      t.record(y, {x}, make_node<T>(#op, &backward));                                      \
+      t.record(y, {x}, make_node<T>(#op, &backward, rules_of<T, Unary_##op>()));           \
       return y;                                                                            \
+    }                                                                                      \
+    static Var<T> derivative([[maybe_unused]] Tape<T>& t, [[maybe_unused]] Var<T> x,       \
+                             [[maybe_unused]] Var<T> y) {                                  \
+      return deriv;                                                                        \
+    }                                                                                      \
+    static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {      \
+      return times(u[0], derivative(t, in_var(t, nd, 0), out_var(t, nd)));                 \
+    }                                                                                      \
+    static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {         \
+      if (sink.wants(0)) sink.add(0, times(gy, derivative(t, in_var(t, nd, 0), out_var(t, nd)))); \
     }                                                                                      \
     static void backward(Tape<T>& t, const Node<T>& nd) {                                  \
       auto gx = t.in_grad(nd, 0);                                                          \
@@ -161,18 +233,24 @@ struct Binary {
                              gx.fresh);                                                    \
     }                                                                                      \
   };
-ANODE_UNARY_OP(tanh, true)
-ANODE_UNARY_OP(sigmoid, true)
-ANODE_UNARY_OP(exp, true)
-ANODE_UNARY_OP(sqrt, true)
-ANODE_UNARY_OP(relu, false)
-ANODE_UNARY_OP(softplus, false)
-ANODE_UNARY_OP(log, false)
-ANODE_UNARY_OP(square, false)
-ANODE_UNARY_OP(sin, false)
-ANODE_UNARY_OP(cos, false)
-ANODE_UNARY_OP(abs, false)
-ANODE_UNARY_OP(log1p, false)
+// relu and abs: piecewise linear, so their derivative is a constant mask
+// (zero second derivative), taken on the same side as the numeric rule.
+ANODE_UNARY_OP(tanh, true, T(1) - square(y))
+ANODE_UNARY_OP(sigmoid, true, mul(y, T(1) - y))
+ANODE_UNARY_OP(exp, true, y)
+ANODE_UNARY_OP(sqrt, true, scale(reciprocal(y), T(0.5)))
+ANODE_UNARY_OP(relu, false, op::constant_from(t, x.shape(), [p = x.data()](Index i) {
+                 return p[i] > T(0) ? T(1) : T(0);
+               }))
+ANODE_UNARY_OP(softplus, false, sigmoid(x))
+ANODE_UNARY_OP(log, false, reciprocal(x))
+ANODE_UNARY_OP(square, false, scale(x, T(2)))
+ANODE_UNARY_OP(sin, false, cos(x))
+ANODE_UNARY_OP(cos, false, neg(sin(x)))
+ANODE_UNARY_OP(abs, false, op::constant_from(t, x.shape(), [p = x.data()](Index i) {
+                 return p[i] > T(0) ? T(1) : (p[i] < T(0) ? T(-1) : T(0));
+               }))
+ANODE_UNARY_OP(log1p, false, reciprocal(add_scalar(x, T(1))))
 #undef ANODE_UNARY_OP
 
 // ---- Scale, add_scalar, neg -----------------------------------------------------
@@ -186,8 +264,14 @@ struct Scale {
     Tape<T>& t = tape_of(name, x);
     auto [y, out] = t.make_output(x.shape());
     kernels::scale(x.data(), c, out, x.size());
-    t.record(y, {x}, make_node<T>(name, &backward, Attrs{c}));
+    t.record(y, {x}, make_node<T>(name, &backward, rules_of<T, Scale>(), Attrs{c}));
     return y;
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>& nd, std::span<const Var<T>> u) {
+    return scale(u[0], nd.template attrs<Attrs>().c);
+  }
+  static void vjp(Tape<T>&, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, scale(gy, nd.template attrs<Attrs>().c));
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     if (auto gx = t.in_grad(nd, 0)) {
@@ -203,8 +287,12 @@ struct AddScalar {
     Tape<T>& t = tape_of("add_scalar", x);
     auto [y, out] = t.make_output(x.shape());
     kernels::add(x.data(), x.size(), &c, Index(1), out, x.size());
-    t.record(y, {x}, make_node<T>("add_scalar", &backward));
+    t.record(y, {x}, make_node<T>("add_scalar", &backward, rules_of<T, AddScalar>()));
     return y;
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>&, std::span<const Var<T>> u) { return u[0]; }
+  static void vjp(Tape<T>&, const Node<T>&, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, gy);
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.slot(nd.out).shape.numel();
@@ -239,7 +327,7 @@ struct Lincomb {
     if (t.will_record(xs)) {
       T* saved = t.scratch(xs.size());
       std::copy(c.begin(), c.end(), saved);
-      Node<T> n = make_node<T>("lincomb", &backward);
+      Node<T> n = make_node<T>("lincomb", &backward, rules_of<T, Lincomb>());
       n.saved = saved;
       t.record(y, xs, n);
     }
@@ -250,6 +338,24 @@ struct Lincomb {
     const Index n = t.slot(nd.out).shape.numel();
     for (int i = 0; i < nd.in_count; ++i) {
       if (auto gx = t.in_grad(nd, i)) kernels::axpy(c[i], t.out_adj(nd), gx.data, n, gx.fresh);
+    }
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>& nd, std::span<const Var<T>> u) {
+    const T* c = static_cast<const T*>(nd.saved);
+    std::vector<Var<T>> xs;
+    std::vector<T> cs;
+    for (int i = 0; i < nd.in_count; ++i) {
+      if (u[i].valid()) {
+        xs.push_back(u[i]);
+        cs.push_back(c[i]);
+      }
+    }
+    return lincomb(std::span<const Var<T>>(xs), std::span<const T>(cs));
+  }
+  static void vjp(Tape<T>&, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const T* c = static_cast<const T*>(nd.saved);
+    for (int i = 0; i < nd.in_count; ++i) {
+      if (sink.wants(i)) sink.add(i, scale(gy, c[i]));
     }
   }
 };
@@ -276,7 +382,7 @@ struct Matmul {
     }
     auto [y, out] = t.make_output(Shape{m, n});
     gemm<T>(ta, tb, m, n, k, T(1), a.data(), sa[1], b.data(), sb[1], T(0), out, n);
-    t.record(y, {a, b}, make_node<T>("matmul", &backward, Attrs{ta, tb}));
+    t.record(y, {a, b}, make_node<T>("matmul", &backward, rules_of<T, Matmul>(), Attrs{ta, tb}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -306,6 +412,20 @@ struct Matmul {
       }
     }
   }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const auto [ta, tb] = nd.template attrs<Attrs>();
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1);
+    const Shape s = t.slot(nd.out).shape;
+    return op::add_tangents(s, u[0].valid() ? matmul(u[0], b, ta, tb) : Var<T>(),
+                            u[1].valid() ? matmul(a, u[1], ta, tb) : Var<T>());
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> g, GradSink<T>& sink) {
+    const auto [ta, tb] = nd.template attrs<Attrs>();
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1);
+    // The numeric rule's four products, as ops.
+    if (sink.wants(0)) sink.add(0, !ta ? matmul(g, b, false, !tb) : matmul(b, g, tb, true));
+    if (sink.wants(1)) sink.add(1, !tb ? matmul(a, g, !ta, false) : matmul(g, a, true, ta));
+  }
 };
 
 template <class T>
@@ -333,10 +453,10 @@ struct Linear {
       // an ODE's dynamics the copies cost as much as the product.
       gemm_bias<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, bias.data(), out,
                    outs);
-      t.record(y, {x, w, bias}, make_node<T>("linear", &backward));
+      t.record(y, {x, w, bias}, make_node<T>("linear", &backward, rules_of<T, Linear>()));
     } else {
       gemm<T>(false, true, rows, outs, in, T(1), x.data(), in, w.data(), in, T(0), out, outs);
-      t.record(y, {x, w}, make_node<T>("linear", &backward));
+      t.record(y, {x, w}, make_node<T>("linear", &backward, rules_of<T, Linear>()));
     }
     return y;
   }
@@ -357,6 +477,22 @@ struct Linear {
       if (T* gb = t.in_grad(nd, 2).zeroed()) kernels::reduce_rows_add(g, rows * outs, gb, outs);
     }
   }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const Var<T> x = in_var(t, nd, 0), w = in_var(t, nd, 1);
+    const Shape s = t.slot(nd.out).shape;
+    Var<T> r = op::add_tangents(s, u[0].valid() ? linear(u[0], w) : Var<T>(),
+                                u[1].valid() ? linear(x, u[1]) : Var<T>());
+    if (nd.in_count == 3 && u[2].valid()) {
+      const Var<T> ub = reshape(u[2], Shape{s[1]});
+      r = r.valid() ? add(r, ub) : broadcast_to(ub, s);
+    }
+    return r;
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> g, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, matmul(g, in_var(t, nd, 1)));
+    if (sink.wants(1)) sink.add(1, matmul(g, in_var(t, nd, 0), true, false));
+    if (nd.in_count == 3 && sink.wants(2)) sink.add(2, reshape(sum(g, 0), t.in_shape(nd, 2)));
+  }
 };
 
 // ---- Reductions ------------------------------------------------------------------------
@@ -373,8 +509,16 @@ struct SumAll {
     T s = mean ? T(1) / static_cast<T>(x.size()) : T(1);
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::sum(x.data(), x.size()) * s;
-    t.record(y, {x}, make_node<T>(name, &backward, Attrs{s}));
+    t.record(y, {x}, make_node<T>(name, &backward, rules_of<T, SumAll>(), Attrs{s}));
     return y;
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>& nd, std::span<const Var<T>> u) {
+    const T s = nd.template attrs<Attrs>().scale;
+    return s == T(1) ? sum(u[0]) : scale(sum(u[0]), s);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const T s = nd.template attrs<Attrs>().scale;
+    if (sink.wants(0)) sink.add(0, broadcast_to(s == T(1) ? gy : scale(gy, s), t.in_shape(nd, 0)));
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     if (T* gx = t.in_grad(nd, 0).zeroed()) {
@@ -413,7 +557,7 @@ struct SumAxis {
     kernels::sum_axis(x.data(), outer, len, inner, out);
     T sc = mean ? T(1) / static_cast<T>(len) : T(1);
     if (mean) kernels::scale(out, sc, out, outer * inner);
-    t.record(y, {x}, make_node<T>(name, &backward, Attrs{outer, len, inner, sc}));
+    t.record(y, {x}, make_node<T>(name, &backward, rules_of<T, SumAxis>(), Attrs{outer, len, inner, sc}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -428,6 +572,18 @@ struct SumAxis {
     }
     kernels::sum_axis_backward(g, outer, len, inner, gx);
   }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const auto [outer, len, inner, sc] = nd.template attrs<Attrs>();
+    const Var<T> r = reshape(sum(reshape(u[0], Shape{outer, len, inner}), 1), t.slot(nd.out).shape);
+    return sc == T(1) ? r : scale(r, sc);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (!sink.wants(0)) return;
+    const auto [outer, len, inner, sc] = nd.template attrs<Attrs>();
+    const Var<T> g = broadcast_to(reshape(gy, Shape{outer, 1, inner}), Shape{outer, len, inner});
+    const Var<T> r = reshape(g, t.in_shape(nd, 0));
+    sink.add(0, sc == T(1) ? r : scale(r, sc));
+  }
 };
 
 // ---- Shape ops ---------------------------------------------------------------------------
@@ -440,12 +596,18 @@ struct Reshape {
       throw ShapeError("reshape: cannot reshape " + x.shape().str() + " to " + shape.str());
     }
     Var<T> y = t.make_view(x.data(), shape);
-    t.record(y, {x}, make_node<T>("reshape", &backward));
+    t.record(y, {x}, make_node<T>("reshape", &backward, rules_of<T, Reshape>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.slot(nd.out).shape.numel();
     if (auto gx = t.in_grad(nd, 0)) op::accumulate(gx, n, t.out_adj(nd), n);
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return reshape(u[0], t.slot(nd.out).shape);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, reshape(gy, t.in_shape(nd, 0)));
   }
 };
 
@@ -481,7 +643,7 @@ struct SliceLast {
     }
     auto [y, out] = t.make_output(s.with_last(len));
     gather_columns(x.data(), s.rows(), s.last(), begin, len, out);
-    t.record(y, {x}, make_node<T>("slice_last", &backward, Attrs{begin}));
+    t.record(y, {x}, make_node<T>("slice_last", &backward, rules_of<T, SliceLast>(), Attrs{begin}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -490,6 +652,21 @@ struct SliceLast {
       scatter_add_columns(t.out_adj(nd), s.rows(), t.slot(nd.out).shape.last(), gx, s.last(),
                           nd.template attrs<Attrs>().begin);
     }
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return slice_last(u[0], nd.template attrs<Attrs>().begin, t.slot(nd.out).shape.last());
+  }
+  // The adjoint: gy between columns of zeros.
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (!sink.wants(0)) return;
+    const Shape s = t.in_shape(nd, 0);
+    const Index begin = nd.template attrs<Attrs>().begin, len = gy.shape().last();
+    Var<T> parts[3];
+    int k = 0;
+    if (begin > 0) parts[k++] = t.zeros(s.with_last(begin));
+    parts[k++] = gy;
+    if (s.last() - begin - len > 0) parts[k++] = t.zeros(s.with_last(s.last() - begin - len));
+    sink.add(0, k == 1 ? gy : concat_last(std::span<const Var<T>>(parts, k)));
   }
 };
 
@@ -536,7 +713,7 @@ struct Concat {
       }
       off += w;
     }
-    t.record(y, xs, make_node<T>(name, &backward, Attrs{outer, inner, axis}));
+    t.record(y, xs, make_node<T>(name, &backward, rules_of<T, Concat>(), Attrs{outer, inner, axis}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -555,6 +732,24 @@ struct Concat {
       off += w;
     }
   }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    std::vector<Var<T>> parts;
+    for (int i = 0; i < nd.in_count; ++i) parts.push_back(u[i].valid() ? u[i] : t.zeros(t.in_shape(nd, i)));
+    return concat(std::span<const Var<T>>(parts), nd.template attrs<Attrs>().axis);
+  }
+  // Input i's adjoint: its columns of gy viewed as [outer, total * inner].
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const auto [outer, inner, axis] = nd.template attrs<Attrs>();
+    const Index total = t.slot(nd.out).shape[axis] * inner;
+    const Var<T> g = reshape(gy, Shape{outer, total});
+    Index off = 0;
+    for (int i = 0; i < nd.in_count; ++i) {
+      const Shape si = t.in_shape(nd, i);
+      const Index w = si[axis] * inner;
+      if (sink.wants(i)) sink.add(i, reshape(slice_last(g, off, w), si));
+      off += w;
+    }
+  }
 };
 
 template <class T>
@@ -570,7 +765,7 @@ struct PadLast {
       std::memcpy(out + r * (d + p), x.data() + r * d, sizeof(T) * d);
       std::memset(out + r * (d + p) + d, 0, sizeof(T) * p);
     }
-    t.record(y, {x}, make_node<T>("pad_last", &backward));
+    t.record(y, {x}, make_node<T>("pad_last", &backward, rules_of<T, PadLast>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -583,6 +778,12 @@ struct PadLast {
         gather_add_columns(t.out_adj(nd), s.rows(), stride, 0, s.last(), gx.data);
       }
     }
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return pad_last(u[0], t.slot(nd.out).shape.last() - t.in_shape(nd, 0).last());
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, slice_last(gy, 0, t.in_shape(nd, 0).last()));
   }
 };
 
@@ -608,13 +809,23 @@ struct Stack {
     auto [y, out] = t.make_output(Shape(std::span<const Index>(dims, s0.rank() + 1)));
     const Index n = s0.numel();
     for (std::size_t i = 0; i < xs.size(); ++i) std::memcpy(out + i * n, xs[i].data(), sizeof(T) * n);
-    t.record(y, xs, make_node<T>("stack", &backward));
+    t.record(y, xs, make_node<T>("stack", &backward, rules_of<T, Stack>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
     const Index n = t.in_shape(nd, 0).numel();
     for (int i = 0; i < nd.in_count; ++i) {
       if (auto gx = t.in_grad(nd, i)) op::accumulate(gx, n, t.out_adj(nd) + i * n, n);
+    }
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    std::vector<Var<T>> parts;
+    for (int i = 0; i < nd.in_count; ++i) parts.push_back(u[i].valid() ? u[i] : t.zeros(t.in_shape(nd, i)));
+    return stack(std::span<const Var<T>>(parts));
+  }
+  static void vjp(Tape<T>&, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    for (int i = 0; i < nd.in_count; ++i) {
+      if (sink.wants(i)) sink.add(i, select(gy, i));
     }
   }
 };
@@ -632,7 +843,7 @@ struct Select {
     }
     Shape rest(std::span<const Index>(s.dims().data() + 1, s.rank() - 1));
     Var<T> y = t.make_view(x.data() + i * rest.numel(), rest);
-    t.record(y, {x}, make_node<T>("select", &backward, Attrs{i}));
+    t.record(y, {x}, make_node<T>("select", &backward, rules_of<T, Select>(), Attrs{i}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -640,6 +851,21 @@ struct Select {
       const Index n = t.slot(nd.out).shape.numel();
       kernels::add_to(t.out_adj(nd), gx + nd.template attrs<Attrs>().i * n, n);
     }
+  }
+  static Var<T> tangent(Tape<T>&, const Node<T>& nd, std::span<const Var<T>> u) {
+    return select(u[0], nd.template attrs<Attrs>().i);
+  }
+  // The adjoint: gy as row i of zeros, viewed as [n, rest].
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (!sink.wants(0)) return;
+    const Shape s = t.in_shape(nd, 0);
+    const Index i = nd.template attrs<Attrs>().i, m = gy.size();
+    Var<T> parts[3];
+    int k = 0;
+    if (i > 0) parts[k++] = t.zeros(Shape{i, m});
+    parts[k++] = reshape(gy, Shape{1, m});
+    if (s[0] - i - 1 > 0) parts[k++] = t.zeros(Shape{s[0] - i - 1, m});
+    sink.add(0, reshape(concat(std::span<const Var<T>>(parts, k), 0), s));
   }
 };
 
@@ -657,7 +883,7 @@ struct Mse {
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::squared_distance(pred.data(), target.data(), pred.size()) /
              static_cast<T>(pred.size());
-    t.record(y, {pred, target}, make_node<T>("mse", &backward));
+    t.record(y, {pred, target}, make_node<T>("mse", &backward, rules_of<T, Mse>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -667,6 +893,17 @@ struct Mse {
     const T c = T(2) * t.out_adj(nd)[0] / static_cast<T>(n);
     if (auto gp = t.in_grad(nd, 0)) kernels::axpy(c, tmp, gp.data, n, gp.fresh);
     if (auto gt = t.in_grad(nd, 1)) kernels::axpy(-c, tmp, gt.data, n, gt.fresh);
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const Var<T> d = sub(in_var(t, nd, 0), in_var(t, nd, 1));
+    const Var<T> du = op::add_tangents(d.shape(), u[0], u[1].valid() ? neg(u[1]) : u[1]);
+    return scale(sum(mul(d, du)), T(2) / static_cast<T>(d.size()));
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const Var<T> d = sub(in_var(t, nd, 0), in_var(t, nd, 1));
+    const Var<T> g = mul(gy, scale(d, T(2) / static_cast<T>(d.size())));
+    if (sink.wants(0)) sink.add(0, g);
+    if (sink.wants(1)) sink.add(1, neg(g));
   }
 };
 
@@ -703,7 +940,8 @@ struct SoftmaxCrossEntropy {
     kernels::softmax_xent(logits.data(), saved_labels, rows, cols, p, losses);
     auto [y, out] = t.make_output(Shape{});
     out[0] = kernels::sum(losses, rows) / static_cast<T>(rows);
-    Node<T> n = make_node<T>("softmax_cross_entropy", &backward, Attrs{saved_labels});
+    Node<T> n = make_node<T>("softmax_cross_entropy", &backward, rules_of<T, SoftmaxCrossEntropy>(),
+                             Attrs{saved_labels});
     n.saved = p;
     t.record(y, {logits}, n);
     return y;
@@ -716,6 +954,23 @@ struct SoftmaxCrossEntropy {
     kernels::softmax_xent_backward(static_cast<const T*>(nd.saved), labels, s[0], s[1],
                                    t.out_adj(nd)[0] / static_cast<T>(s[0]), gx);
   }
+  // (softmax(z) - onehot) / rows, as ops (differentiable in z).
+  static Var<T> dloss(Tape<T>& t, const Node<T>& nd) {
+    const Var<T> z = in_var(t, nd, 0);
+    const Shape s = z.shape();
+    const int* labels = nd.template attrs<Attrs>().labels;
+    const Var<T> p = exp(sub(z, reshape(logsumexp(z, 1), Shape{s[0], 1})));
+    const Var<T> onehot = op::constant_from(t, s, [labels, c = s[1]](Index i) {
+      return labels[i / c] == static_cast<int>(i % c) ? T(1) : T(0);
+    });
+    return scale(sub(p, onehot), T(1) / static_cast<T>(s[0]));
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return sum(mul(dloss(t, nd), u[0]));
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, mul(gy, dloss(t, nd)));
+  }
 };
 
 // ---- reciprocal, pow(x, p), clamp ------------------------------------------------------
@@ -727,7 +982,7 @@ struct Reciprocal {
     auto [y, out] = t.make_output(x.shape());
     const T one = 1;
     if (x.size() > 0) kernels::div(&one, Index(1), x.data(), x.size(), out, x.size());
-    t.record(y, {x}, make_node<T>("reciprocal", &backward));
+    t.record(y, {x}, make_node<T>("reciprocal", &backward, rules_of<T, Reciprocal>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -736,6 +991,12 @@ struct Reciprocal {
     const T* y = t.slot(nd.out).value;
     const T* gy = t.out_adj(nd);
     for (Index i = 0; i < gx.size; ++i) gx.put(i, -gy[i] * y[i] * y[i]);
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return times(u[0], neg(square(out_var(t, nd))));
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, times(gy, neg(square(out_var(t, nd)))));
   }
 };
 
@@ -751,7 +1012,7 @@ struct PowScalar {
     auto [y, out] = t.make_output(x.shape());
     const T* xd = x.data();
     for (Index i = 0; i < x.size(); ++i) out[i] = std::pow(xd[i], p);
-    t.record(y, {x}, make_node<T>("pow", &backward, Attrs{p}));
+    t.record(y, {x}, make_node<T>("pow", &backward, rules_of<T, PowScalar>(), Attrs{p}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -763,6 +1024,17 @@ struct PowScalar {
     for (Index i = 0; i < gx.size; ++i) {
       gx.put(i, p == T(0) ? T(0) : gy[i] * p * std::pow(x[i], p - T(1)));
     }
+  }
+  static Var<T> derivative(Tape<T>& t, const Node<T>& nd) {
+    const T p = nd.template attrs<Attrs>().p;
+    const Var<T> x = in_var(t, nd, 0);
+    return p == T(0) ? t.zeros(x.shape()) : scale(pow(x, p - T(1)), p);
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return times(u[0], derivative(t, nd));
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, times(gy, derivative(t, nd)));
   }
 };
 
@@ -781,7 +1053,7 @@ struct Clamp {
     const T* xd = x.data();
     // NaN passes through (neither comparison holds).
     for (Index i = 0; i < x.size(); ++i) out[i] = xd[i] < lo ? lo : (xd[i] > hi ? hi : xd[i]);
-    t.record(y, {x}, make_node<T>("clamp", &backward, Attrs{lo, hi}));
+    t.record(y, {x}, make_node<T>("clamp", &backward, rules_of<T, Clamp>(), Attrs{lo, hi}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -791,6 +1063,20 @@ struct Clamp {
     const T* x = t.in_value(nd, 0);
     const T* gy = t.out_adj(nd);
     for (Index i = 0; i < gx.size; ++i) gx.put(i, x[i] >= lo && x[i] <= hi ? gy[i] : T(0));
+  }
+  // Piecewise linear: the derivative is a constant mask.
+  static Var<T> derivative(Tape<T>& t, const Node<T>& nd) {
+    const auto [lo, hi] = nd.template attrs<Attrs>();
+    const Var<T> x = in_var(t, nd, 0);
+    return op::constant_from(t, x.shape(), [p = x.data(), lo = lo, hi = hi](Index i) {
+      return p[i] >= lo && p[i] <= hi ? T(1) : T(0);
+    });
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return times(u[0], derivative(t, nd));
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, times(gy, derivative(t, nd)));
   }
 };
 
@@ -813,7 +1099,7 @@ struct Elementwise2 {
       const T* pb = op::expand(t, b.data(), sb, s);
       for (Index i = 0; i < s.numel(); ++i) out[i] = F::f(pa[i], pb[i]);
     }
-    t.record(y, {a, b}, make_node<T>(F::kName, &backward));
+    t.record(y, {a, b}, make_node<T>(F::kName, &backward, rules_of<T, Elementwise2>()));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -834,7 +1120,30 @@ struct Elementwise2 {
       op::accumulate(gb, t.in_shape(nd, 1), tmp, s);
     }
   }
+  // The partials as Vars of the result's shape (F::da_var, F::db_var).
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const Shape s = t.slot(nd.out).shape;
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1), y = out_var(t, nd);
+    return op::add_tangents(s, u[0].valid() ? mul(u[0], F::da_var(t, a, b, y)) : Var<T>(),
+                            u[1].valid() ? mul(u[1], F::db_var(t, a, b, y)) : Var<T>());
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const Shape sa = t.in_shape(nd, 0), sb = t.in_shape(nd, 1);
+    const Var<T> a = in_var(t, nd, 0), b = in_var(t, nd, 1), y = out_var(t, nd);
+    if (sink.wants(0)) sink.add(0, sum_to(mul(gy, F::da_var(t, a, b, y)), sa));
+    if (sink.wants(1)) sink.add(1, sum_to(mul(gy, F::db_var(t, a, b, y)), sb));
+  }
 };
+
+// A constant of y's shape from f(a_i, b_i, y_i), a and b broadcast to it:
+// the masks of the piecewise partials.
+template <class T, class Fn>
+Var<T> partial_mask(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y, Fn f) {
+  const Shape s = y.shape();
+  const T* pa = op::expand(t, a.data(), a.shape(), s);
+  const T* pb = op::expand(t, b.data(), b.shape(), s);
+  return op::constant_from(t, s, [pa, pb, py = y.data(), f](Index i) { return f(pa[i], pb[i], py[i]); });
+}
 
 template <class T>
 struct MinimumF {
@@ -843,6 +1152,8 @@ struct MinimumF {
   static T f(T a, T b) { return (a < b || std::isnan(a)) ? a : b; }
   static T da(T a, T b, T) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
   static T db(T a, T b, T) { return b < a ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static Var<T> da_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) { return partial_mask(t, a, b, y, da); }
+  static Var<T> db_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) { return partial_mask(t, a, b, y, db); }
 };
 
 template <class T>
@@ -851,6 +1162,8 @@ struct MaximumF {
   static T f(T a, T b) { return (a > b || std::isnan(a)) ? a : b; }
   static T da(T a, T b, T) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
   static T db(T a, T b, T) { return b > a ? T(1) : (a == b ? T(0.5) : T(0)); }
+  static Var<T> da_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) { return partial_mask(t, a, b, y, da); }
+  static Var<T> db_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) { return partial_mask(t, a, b, y, db); }
 };
 
 template <class T>
@@ -859,6 +1172,18 @@ struct PowF {
   static T f(T a, T b) { return std::pow(a, b); }
   static T da(T a, T b, T) { return b == T(0) ? T(0) : b * std::pow(a, b - T(1)); }
   static T db(T a, T, T y) { return y == T(0) ? T(0) : y * std::log(a); }
+  // b a^(b-1) and y log(a), with the numeric rule's zeros (b = 0, y = 0)
+  // chosen by where() so that no 0 * inf enters.
+  static Var<T> da_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) {
+    const Var<T> keep = partial_mask(t, a, b, y, [](T, T bb, T) { return bb != T(0) ? T(1) : T(0); });
+    const Var<T> safe_b = where(keep, b, t.scalar(T(1)));
+    return where(keep, mul(b, pow(a, add_scalar(safe_b, T(-1)))), t.scalar(T(0)));
+  }
+  static Var<T> db_var(Tape<T>& t, Var<T> a, Var<T> b, Var<T> y) {
+    const Var<T> keep = partial_mask(t, a, b, y, [](T, T, T yy) { return yy != T(0) ? T(1) : T(0); });
+    const Var<T> safe_a = where(keep, a, t.scalar(T(1)));
+    return where(keep, mul(y, log(safe_a)), t.scalar(T(0)));
+  }
 };
 
 // ---- where ------------------------------------------------------------------------------
@@ -883,7 +1208,7 @@ struct Where {
       const T* pb = op::expand(t, b.data(), sb, s);
       for (Index i = 0; i < s.numel(); ++i) out[i] = pc[i] != T(0) ? pa[i] : pb[i];
     }
-    t.record(y, {cond, a, b}, make_node<T>("where", &backward));
+    t.record(y, {cond, a, b}, make_node<T>("where", &backward, rules_of<T, Where>()));
     return y;
   }
   // The condition (input 0) gets no gradient: its adjoint reads as zero.
@@ -901,6 +1226,17 @@ struct Where {
       for (Index i = 0; i < n; ++i) tmp[i] = (pc[i] != T(0)) == take ? gy[i] : T(0);
       op::accumulate(g, t.in_shape(nd, k), tmp, s);
     }
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    if (!u[1].valid() && !u[2].valid()) return t.zeros(t.slot(nd.out).shape);  // only cond's
+    const Var<T> zero = t.scalar(T(0));
+    const Var<T> r = where(in_var(t, nd, 0), u[1].valid() ? u[1] : zero, u[2].valid() ? u[2] : zero);
+    return broadcast_to(r, t.slot(nd.out).shape);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    const Var<T> cond = in_var(t, nd, 0), zero = t.scalar(T(0));
+    if (sink.wants(1)) sink.add(1, sum_to(where(cond, gy, zero), t.in_shape(nd, 1)));
+    if (sink.wants(2)) sink.add(2, sum_to(where(cond, zero, gy), t.in_shape(nd, 2)));
   }
 };
 
@@ -946,7 +1282,7 @@ struct LogSumExp {
         out[o * inner + i] = r;
       }
     }
-    t.record(y, {x}, make_node<T>("logsumexp", &backward, Attrs{outer, len, inner}));
+    t.record(y, {x}, make_node<T>("logsumexp", &backward, rules_of<T, LogSumExp>(), Attrs{outer, len, inner}));
     return y;
   }
   static void backward(Tape<T>& t, const Node<T>& nd) {
@@ -967,6 +1303,82 @@ struct LogSumExp {
         }
       }
     }
+  }
+  // The softmax weights exp(x - y) as [outer, len, inner].
+  static Var<T> weights(Tape<T>& t, const Node<T>& nd) {
+    const auto [outer, len, inner] = nd.template attrs<Attrs>();
+    return exp(sub(reshape(in_var(t, nd, 0), Shape{outer, len, inner}),
+                   reshape(out_var(t, nd), Shape{outer, 1, inner})));
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    const auto [outer, len, inner] = nd.template attrs<Attrs>();
+    const Var<T> wu = mul(weights(t, nd), reshape(u[0], Shape{outer, len, inner}));
+    return reshape(sum(wu, 1), t.slot(nd.out).shape);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (!sink.wants(0)) return;
+    const auto [outer, len, inner] = nd.template attrs<Attrs>();
+    const Var<T> g = mul(weights(t, nd), reshape(gy, Shape{outer, 1, inner}));
+    sink.add(0, reshape(g, t.in_shape(nd, 0)));
+  }
+};
+
+// ---- broadcast_to, sum_to: a pair of mutually adjoint linear ops ---------------------
+
+template <class T>
+struct BroadcastTo {
+  static Var<T> forward(Var<T> x, const Shape& s) {
+    Tape<T>& t = tape_of("broadcast_to", x);
+    const Shape sx = x.shape();
+    if (op::broadcast_shapes("broadcast_to", sx, s) != s) {
+      throw ShapeError("broadcast_to: " + shapes(sx, s) + ": the first does not broadcast to the second");
+    }
+    if (sx == s) return x;
+    auto [y, out] = t.make_output(s);
+    kernels::broadcast_to(x.data(), sx, out, s);
+    t.record(y, {x}, make_node<T>("broadcast_to", &backward, rules_of<T, BroadcastTo>()));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    if (auto gx = t.in_grad(nd, 0)) op::accumulate(gx, t.in_shape(nd, 0), t.out_adj(nd), t.slot(nd.out).shape);
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return broadcast_to(u[0], t.slot(nd.out).shape);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, sum_to(gy, t.in_shape(nd, 0)));
+  }
+};
+
+template <class T>
+struct SumTo {
+  static Var<T> forward(Var<T> x, const Shape& s) {
+    Tape<T>& t = tape_of("sum_to", x);
+    const Shape sx = x.shape();
+    if (op::broadcast_shapes("sum_to", s, sx) != sx) {
+      throw ShapeError("sum_to: " + shapes(sx, s) + ": the second does not broadcast to the first");
+    }
+    if (sx == s) return x;
+    auto [y, out] = t.make_output(s);
+    Grad<T> g{out, true, s.numel()};
+    op::accumulate(g, s, x.data(), sx);
+    if (g.fresh) std::memset(out, 0, sizeof(T) * static_cast<std::size_t>(s.numel()));  // empty x
+    t.record(y, {x}, make_node<T>("sum_to", &backward, rules_of<T, SumTo>()));
+    return y;
+  }
+  static void backward(Tape<T>& t, const Node<T>& nd) {
+    Grad<T> gx = t.in_grad(nd, 0);
+    if (!gx) return;
+    const Shape& sx = t.in_shape(nd, 0);
+    op::TransientScratch transient(t.arena());
+    const T* g = op::expand(t, t.out_adj(nd), t.slot(nd.out).shape, sx);
+    op::accumulate(gx, sx.numel(), g, sx.numel());
+  }
+  static Var<T> tangent(Tape<T>& t, const Node<T>& nd, std::span<const Var<T>> u) {
+    return sum_to(u[0], t.slot(nd.out).shape);
+  }
+  static void vjp(Tape<T>& t, const Node<T>& nd, Var<T> gy, GradSink<T>& sink) {
+    if (sink.wants(0)) sink.add(0, broadcast_to(gy, t.in_shape(nd, 0)));
   }
 };
 
@@ -1018,6 +1430,19 @@ template <class T> Var<T> logsumexp(Var<T> x, int axis) { return LogSumExp<T>::f
 template <class T> Var<T> stack(std::span<const Var<T>> xs) { return Stack<T>::forward(xs); }
 template <class T> Var<T> select(Var<T> x, Index i) { return Select<T>::forward(x, i); }
 
+template <class T> Var<T> broadcast_to(Var<T> x, const Shape& s) { return BroadcastTo<T>::forward(x, s); }
+template <class T> Var<T> sum_to(Var<T> x, const Shape& s) { return SumTo<T>::forward(x, s); }
+
+namespace op {
+template <class T>
+Var<T> add_tangents(const Shape& s, Var<T> x, Var<T> y) {
+  Var<T> r = x.valid() && y.valid() ? add(x, y) : (x.valid() ? x : y);
+  return r.valid() ? broadcast_to(r, s) : r;
+}
+template Var<float> add_tangents(const Shape&, Var<float>, Var<float>);
+template Var<double> add_tangents(const Shape&, Var<double>, Var<double>);
+}  // namespace op
+
 template <class T>
 Var<T> detach(Var<T> x) {
   return tape_of("detach", x).make_view(x.data(), x.shape());
@@ -1044,6 +1469,8 @@ Var<T> detach(Var<T> x) {
   template Var<T> concat(std::span<const Var<T>>, int);                              \
   template Var<T> pad_last(Var<T>, Index);                                           \
   template Var<T> detach(Var<T>);                                                    \
+  template Var<T> broadcast_to(Var<T>, const Shape&);                                \
+  template Var<T> sum_to(Var<T>, const Shape&);                                      \
   template Var<T> stack(std::span<const Var<T>>);                                    \
   template Var<T> select(Var<T>, Index);                                             \
   template Var<T> tanh(Var<T>);                                                      \

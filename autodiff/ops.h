@@ -103,6 +103,14 @@ template <class T> Var<T> stack(std::initializer_list<Var<T>> xs) {
 /// x[i] along the first axis (the rank drops by one). No copy.
 /// d/dx = g placed at index i, zeros elsewhere.
 template <class T> Var<T> select(Var<T> x, Index i);
+/// x broadcast (NumPy rules) to `shape`, which x's shape must broadcast to
+/// (ShapeError otherwise); x itself if the shapes are equal.
+/// d/dx = g summed over the broadcast axes (sum_to).
+template <class T> Var<T> broadcast_to(Var<T> x, const Shape& shape);
+/// x summed over axes so that the result has `shape`, which must broadcast
+/// to x's shape (ShapeError otherwise); x itself if equal. The adjoint of
+/// broadcast_to: d/dx = g broadcast back to x's shape.
+template <class T> Var<T> sum_to(Var<T> x, const Shape& shape);
 /// The value without its gradient: a constant that aliases x's data.
 template <class T> Var<T> detach(Var<T> x);
 

@@ -33,6 +33,10 @@ namespace anode {
 
 template <class T>
 class Tape;
+template <class T>
+struct Node;
+template <class T>
+class GradSink;
 
 /// A handle to a value recorded on a tape: the tape and a slot index. Cheap
 /// to copy. Valid until the tape is cleared or rewound past it.
@@ -80,6 +84,29 @@ struct Slot {
   bool adj_fresh;
   bool accumulates;
   bool lifted;
+  /// Forward mode: the slot of this value's tangent (d value / d t along the
+  /// jvp's direction), or -1 for none (a zero tangent).
+  std::int32_t tangent;
+};
+
+/// An op's higher-order rules, both written with ops (so that what they
+/// record can itself be differentiated): the forward-mode rule and the
+/// recordable reverse-mode rule. One static instance per op, beside its
+/// forward and its numeric backward (see autodiff/op_kit.h). An op without
+/// them (rules == nullptr) works to first order; jvp or a gradient with
+/// create_graph through it throws a ValueError naming it.
+template <class T>
+struct OpRules {
+  /// The output's tangent J u from the inputs' tangents (`u[i]` is an invalid
+  /// Var for an input with a zero tangent; at least one is valid), recorded
+  /// with ops. Must return a Var of the output's shape.
+  using Tangent = Var<T> (*)(Tape<T>& tape, const Node<T>& node, std::span<const Var<T>> u);
+  /// The vector-Jacobian product of the node, recorded with ops: for every
+  /// input i with sink.wants(i), sink.add(i, J_i^T gy) (gy: the output's
+  /// adjoint, a Var of the output's shape).
+  using Backward = void (*)(Tape<T>& tape, const Node<T>& node, Var<T> gy, GradSink<T>& sink);
+  Tangent tangent;
+  Backward backward;
 };
 
 /// One recorded operation: its backward rule, where its inputs are, and the
@@ -100,6 +127,8 @@ struct Node {
   std::int32_t in_count;
   std::uint32_t attr_size;  // sizeof the stored attributes (attrs() asserts it)
   void* saved;            // arena data the forward saved, or a custom op's context
+  /// The op's jvp and recordable backward rules (null: first order only).
+  const OpRules<T>* rules;
   /// The op's attributes (a small trivially copyable struct; see set_attrs).
   alignas(8) unsigned char attr_bytes[kAttrBytes];
 
@@ -128,6 +157,7 @@ struct Node {
 };
 
 static_assert(std::is_trivially_destructible_v<Slot<float>>);
+static_assert(sizeof(Slot<float>) == 64, "a slot is one cache line");
 static_assert(std::is_trivially_destructible_v<Node<float>>);
 static_assert(std::is_trivially_copyable_v<Node<double>>);
 
@@ -193,6 +223,50 @@ class Tape {
 
   /// Forgets every slot and node; keeps all capacity (no allocation in steady state).
   void clear();
+
+  // ---- Higher order: recorded gradients and forward mode -----------------
+  /// Reverse mode recorded as ops (PyTorch's autograd.grad with
+  /// create_graph=True): returns d(sum_k <cotangents[k], ys[k]>)/d(wrt[j])
+  /// for each j, as Vars on this tape. While recording, those Vars carry
+  /// nodes of their own, so a later backward() (or another gradients())
+  /// differentiates through them: gradients of gradients, Hessian-vector
+  /// products, FFJORD's divergence estimate inside the dynamics. Parameter
+  /// buffers are not touched. wrt may be any recorded values (leaves or
+  /// intermediates; values that need no gradient get zeros), and the
+  /// cotangents may themselves require gradients. Every op on the path needs
+  /// its OpRules: ValueError naming the op otherwise (e.g. an adjoint-method
+  /// solve, which has only its numeric backward). A wrt value recorded after
+  /// every y gets zeros.
+  std::vector<Var<T>> gradients(std::span<const Var<T>> ys, std::span<const Var<T>> cotangents,
+                                std::span<const Var<T>> wrt);
+  /// The same for one scalar y (seed 1).
+  std::vector<Var<T>> gradients(Var<T> y, std::span<const Var<T>> wrt);
+
+  /// Forward mode. While a ForwardMode guard is alive, every op recorded
+  /// whose inputs carry tangents computes its output's tangent J u beside the
+  /// value (with ops, so tangents are differentiable too: reverse-over-
+  /// forward). Outside it, record() costs one branch more than before.
+  class ForwardMode {
+   public:
+    explicit ForwardMode(Tape& t) : tape_(t), was_(t.forward_mode_) { t.forward_mode_ = true; }
+    ~ForwardMode() { tape_.forward_mode_ = was_; }
+    ForwardMode(const ForwardMode&) = delete;
+    ForwardMode& operator=(const ForwardMode&) = delete;
+
+   private:
+    Tape& tape_;
+    bool was_;
+  };
+  /// Gives x (a value that requires a gradient, e.g. an input() leaf) the
+  /// tangent u (same shape; any Var on this tape). ValueError otherwise.
+  void set_tangent(Var<T> x, Var<T> u);
+  /// The tangent of y, or an invalid Var if y's tangent is zero.
+  Var<T> tangent(Var<T> y) const {
+    const std::int32_t id = slots_[y.id()].tangent;
+    return id < 0 ? Var<T>() : Var<T>(const_cast<Tape*>(this), id);
+  }
+  /// A constant of zeros (arena memory).
+  Var<T> zeros(const Shape& shape);
 
   // ---- Recording control -----------------------------------------------
   /// While alive, recording is switched on or off; restores it after.
@@ -341,6 +415,8 @@ class Tape {
     return ((id >= floor_ || s.lifted) && s.requires_grad) ? s.adj : nullptr;
   }
   void note_reads(std::span<const Var<T>> inputs) const;
+  void check_no_tangents(std::span<const Var<T>> inputs) const;
+  void propagate_tangent(std::size_t node_index);
   void run_backward();
   void zero_fresh(Slot<T>& s);
 
@@ -351,8 +427,30 @@ class Tape {
   std::int32_t floor_ = 0;        // slots below this are constants to backward()
   std::size_t node_floor_ = 0;    // backward() walks nodes from here up
   bool recording_ = true;
+  bool forward_mode_ = false;  // a ForwardMode guard is alive
+  bool in_tangent_rule_ = false;  // a tangent rule is running: no tangents of tangents
   ParamLog<T>* param_log_ = nullptr;
   ReadWatch* watch_ = nullptr;
+};
+
+/// Where a recorded backward rule (OpRules::backward) puts its results.
+template <class T>
+class GradSink {
+ public:
+  /// True if input i of the node needs its adjoint (it leads to a wrt value).
+  bool wants(int i) const { return need_[tape_.input(node_, i)] != 0; }
+  /// Adds g (a Var of input i's shape) to input i's adjoint.
+  void add(int i, Var<T> g);
+
+ private:
+  friend class Tape<T>;
+  GradSink(Tape<T>& t, const Node<T>& n, std::vector<std::int32_t>& adj,
+           const std::vector<char>& need)
+      : tape_(t), node_(n), adj_(adj), need_(need) {}
+  Tape<T>& tape_;
+  const Node<T>& node_;
+  std::vector<std::int32_t>& adj_;
+  const std::vector<char>& need_;
 };
 
 extern template class Tape<float>;

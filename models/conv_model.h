@@ -68,6 +68,9 @@ class ConvOdeClassifier : public Module<T> {
   Var<T> operator()(Var<T> x, bool training);
   const ConvModelConfig& config() const { return config_; }
   const ode::SolveStats& stats() const { return block_->stats(); }
+  /// The RNODE term of the last training call (an invalid Var when off).
+  Var<T> regularization() const { return block_->regularization(); }
+  OdeBlock<T>& block() { return *block_; }
 
  private:
   ConvModelConfig config_;

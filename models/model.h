@@ -93,6 +93,8 @@ class AnodeModel : public Module<T> {
   const ModelConfig& config() const { return config_; }
   OdeBlock<T>& block() { return *block_; }
   const ode::SolveStats& stats() const { return block_->stats(); }
+  /// The RNODE term of the last training call (an invalid Var when off).
+  Var<T> regularization() const { return block_->regularization(); }
 
  private:
   ModelConfig config_;

@@ -11,6 +11,10 @@ OdeBlock<T>::OdeBlock(ode::Dynamics<T>& f, const OdeBlockConfig& config, std::ui
   if (config.order < 1) throw ValueError("OdeBlock: order must be >= 1, got " + std::to_string(config.order));
   if (config.augment < 0) throw ValueError("OdeBlock: augmentation p must be >= 0, got " + std::to_string(config.augment));
   if (!(config.t_end > 0)) throw ValueError("OdeBlock: t_end must be > 0, got " + std::to_string(config.t_end));
+  if (!(config.kinetic >= 0 && config.jacobian >= 0)) {
+    throw ValueError("OdeBlock: RNODE weights must be >= 0, got kinetic " + std::to_string(config.kinetic) +
+                     ", jacobian " + std::to_string(config.jacobian));
+  }
   if (!(config.time_noise >= 0 && config.time_noise < config.t_end)) {
     throw ValueError("OdeBlock: time noise b must be in [0, t_end), got " + std::to_string(config.time_noise));
   }
@@ -58,7 +62,26 @@ Var<T> OdeBlock<T>::operator()(Var<T> x, bool training) {
   last_t_end_ = t_end;
   const T times[2] = {T(0), static_cast<T>(t_end)};
   ode::Dynamics<T>& f = n > 1 ? static_cast<ode::Dynamics<T>&>(*higher_) : f_;
-  return ode::odeint<T>(f, h0, times, config_.solver, &stats_);
+  regularization_ = Var<T>();
+  if (!training || (config_.kinetic == 0 && config_.jacobian == 0)) {
+    return ode::odeint<T>(f, h0, times, config_.solver, &stats_);
+  }
+  // RNODE: solve [h, k, j] (h flattened) and keep the weighted integrals.
+  const Shape hs = h0.shape();
+  std::vector<Index> per_sample(hs.dims().begin() + 1, hs.dims().end());
+  regularized_.emplace(f, per_sample, config_.jacobian > 0);
+  if (config_.jacobian > 0) {
+    if (noise_.shape() != hs) noise_ = Tensor<T>(hs);
+    sample_noise(config_.noise, noise_, rng_);
+    regularized_->set_noise(&noise_);
+  }
+  const Var<T> hkj = ode::odeint<T>(*regularized_, RegularizedDynamics<T>::augment(h0), times, config_.solver, &stats_);
+  const Var<T> k = mean(RegularizedDynamics<T>::kinetic(hkj));
+  const Var<T> j = mean(RegularizedDynamics<T>::jacobian(hkj));
+  last_kinetic_ = k.item();
+  last_jacobian_ = j.item();
+  regularization_ = add(scale(k, static_cast<T>(config_.kinetic)), scale(j, static_cast<T>(config_.jacobian)));
+  return regularized_->state(hkj);
 }
 
 template class OdeBlock<float>;

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "datasets/random.h"
+#include "models/augmented_dynamics.h"
 #include "ode/dynamics.h"
 #include "ode/solver.h"
 
@@ -30,6 +31,14 @@ struct OdeBlockConfig {
   int order = 1;
   /// For order >= 2: the dynamics sees only the position block.
   bool position_only = true;
+  /// RNODE (Finlay et al. 2020), training calls only: weights of the kinetic
+  /// energy integral of |f|^2 and of the Jacobian's squared Frobenius norm
+  /// (a Hutchinson estimate with `noise`, one draw per call), each averaged
+  /// over the batch; both integrals are two more states of the solve (see
+  /// RegularizedDynamics). 0: off (no extra state, no VJP).
+  double kinetic = 0;
+  double jacobian = 0;
+  Noise noise = Noise::kGaussian;
 };
 
 /// Pads, solves and returns the final state h(T) (all blocks, padded).
@@ -50,6 +59,12 @@ class OdeBlock {
   const ode::SolveStats& stats() const { return stats_; }
   /// The end time used by the last call.
   double last_end_time() const { return last_t_end_; }
+  /// kinetic * mean k(T) + jacobian * mean j(T) of the last training call
+  /// with RNODE on (for the loss), else an invalid Var.
+  Var<T> regularization() const { return regularization_; }
+  /// The unweighted integrals of the last such call (batch means).
+  double last_kinetic() const { return last_kinetic_; }
+  double last_jacobian() const { return last_jacobian_; }
   /// Reseeds the end-time sampler.
   void seed(std::uint64_t s) { rng_ = datasets::Rng(s); }
 
@@ -57,6 +72,10 @@ class OdeBlock {
   ode::Dynamics<T>& f_;
   OdeBlockConfig config_;
   std::optional<ode::HigherOrderDynamics<T>> higher_;
+  std::optional<RegularizedDynamics<T>> regularized_;
+  Tensor<T> noise_;
+  Var<T> regularization_;
+  double last_kinetic_ = 0, last_jacobian_ = 0;
   Index block_ = 0;
   datasets::Rng rng_;
   ode::SolveStats stats_;

@@ -357,8 +357,45 @@ def dissipative(folder, info, written):
     save(fig, folder, "gradient_methods_dissipative.png", written)
 
 
+def ffjord(folder, written):
+    summary = json.load(open(os.path.join(folder, "summary.json")))
+    results = summary["results"]
+    fig, axes = plt.subplots(len(results), 3, figsize=(10.5, 3.5 * len(results)), squeeze=False)
+    lim = [-4.5, 4.5]
+    for row, r in zip(axes, results):
+        name = r["density"]
+        data = read_csv(os.path.join(folder, "data_%s.csv" % name))
+        dens = read_csv(os.path.join(folder, "density_%s.csv" % name))
+        samp = read_csv(os.path.join(folder, "samples_%s.csv" % name))
+        row[0].hist2d(data["x1"], data["x2"], bins=80, range=[lim, lim], cmap="viridis")
+        row[0].set_title("%s: data" % name)
+        g = int(round(math.sqrt(len(dens["x1"]))))
+        p = [[math.exp(dens["log_density"][i * g + j]) for j in range(g)] for i in range(g)]
+        row[1].imshow(p, origin="lower", extent=lim + lim, cmap="viridis", aspect="equal")
+        row[1].set_title("learned density (test NLL %.2f)" % r["test_nll_exact"])
+        row[2].hist2d(samp["x1"], samp["x2"], bins=80, range=[lim, lim], cmap="viridis")
+        row[2].set_title("samples from the flow")
+        for ax in row:
+            ax.set_xlim(lim)
+            ax.set_ylim(lim)
+            ax.set_aspect("equal")
+            ax.grid(False)
+    fig.tight_layout()
+    save(fig, folder, "ffjord_densities.png", written)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for k, r in enumerate(results):
+        c = read_csv(os.path.join(folder, "loss_%s.csv" % r["density"]))
+        ax.plot(c["iteration"], c["loss"], color=PALETTE[k % len(PALETTE)], lw=1, label=r["density"])
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training NLL (Hutchinson)")
+    ax.legend()
+    fig.tight_layout()
+    save(fig, folder, "ffjord_loss.png", written)
+
+
 PLOTTERS = {"sinusoid": sinusoid, "nested_spheres": nested_spheres, "mnist": mnist,
-            "gradient_methods": gradient_methods}
+            "gradient_methods": gradient_methods, "ffjord": ffjord}
 
 
 def main(argv):

@@ -188,6 +188,48 @@ TEST_P(ConvGradTest, MatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Shapes, ConvGradTest, ::testing::ValuesIn(grad_cases()),
                          [](const auto& info) { return info.param.name; });
 
+std::vector<Tensor<double>> conv_inputs(const GradCase& c) {
+  std::mt19937_64 rng(11);
+  std::vector<Tensor<double>> inputs = {random_tensor<double>(c.x, rng),
+                                        random_tensor<double>(c.w, rng)};
+  if (c.bias) inputs.push_back(random_tensor<double>(Shape{c.w[0]}, rng));
+  return inputs;
+}
+
+// Forward mode (tangent rule) against finite differences and the VJP.
+TEST_P(ConvGradTest, JvpMatchesFiniteDifferencesAndVjp) {
+  const GradCase& c = GetParam();
+  const Index padding = c.padding;
+  GradCheckResult r = jvp_check(
+      [&](Tape<double>&, std::span<const Var<double>> v) {
+        return conv2d(v[0], v[1], v.size() > 2 ? v[2] : Var<double>(), padding);
+      },
+      conv_inputs(c));
+  EXPECT_TRUE(r.ok) << c.name << ": " << r.message;
+}
+
+// Second order: conv2d is bilinear, so its Hessian couples x and w; the
+// recorded backward (a conv2d with the flipped weight, conv2d_weight_grad)
+// is checked against finite differences of gradients and forward-over-reverse.
+TEST_P(ConvGradTest, HvpMatchesFiniteDifferencesOfGradients) {
+  const GradCase& c = GetParam();
+  const Index k = c.w[2], padding = c.padding == -1 ? (k - 1) / 2 : c.padding;
+  auto f = [&](Tape<double>&, std::span<const Var<double>> v) {
+    return conv2d(v[0], v[1], v.size() > 2 ? v[2] : Var<double>(), padding);
+  };
+  if (padding > k - 1) {
+    // The transposed convolution would need a negative padding: refused.
+    testing::expect_error<ValueError>([&] { hvp_check(f, conv_inputs(c)); }, {"conv2d", "padding <= k - 1"});
+    return;
+  }
+  GradCheckOptions options;
+  options.rtol = 1e-5;
+  options.atol = 1e-7;
+  options.directions = 1;
+  GradCheckResult r = hvp_check(f, conv_inputs(c), options);
+  EXPECT_TRUE(r.ok) << c.name << ": " << r.message;
+}
+
 // A conv chained with other ops, gradients through both convolutions.
 TEST(ConvGrad, TwoLayerChain) {
   std::mt19937_64 rng(5);

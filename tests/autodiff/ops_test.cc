@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autodiff/grad_check.h"
+#include "autodiff/op_kit.h"
 #include "tests/support/expect_error.h"
 
 namespace anode {
@@ -135,6 +136,20 @@ std::vector<OpCase> all_cases() {
                  [](Tape<double>&, std::span<const V> x) { return where(x[0], x[1], x[2]); },
                  Domain::kAwayFromZero});
   }
+  // broadcast_to and sum_to (the adjoint pair the recorded rules use), on
+  // the broadcasting patterns: the small shape against the large one.
+  {
+    int k = 0;
+    for (auto [a, b] : patterns) {
+      const Shape big = op::broadcast_shapes("test", a, b);
+      for (const Shape& small : {a, b}) {
+        c.push_back({"broadcast_to_" + std::to_string(k), {small},
+                     [big](Tape<double>&, std::span<const V> x) { return broadcast_to(x[0], big); }});
+        c.push_back({"sum_to_" + std::to_string(k++), {big},
+                     [small](Tape<double>&, std::span<const V> x) { return sum_to(x[0], small); }});
+      }
+    }
+  }
   for (int axis : {0, 1, 2, -1}) {
     c.push_back({"logsumexp_axis" + std::to_string(axis + 1), {s423},
                  [axis](Tape<double>&, std::span<const V> x) { return logsumexp(x[0], axis); }});
@@ -225,6 +240,54 @@ TEST_P(OpGradTest, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpGradTest, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// ---- Forward mode and second order, for every op ----------------------------------------
+
+std::vector<Tensor<double>> sample_inputs(const OpCase& op) {
+  std::mt19937_64 rng(42);
+  std::vector<Tensor<double>> inputs;
+  for (const Shape& s : op.shapes) inputs.push_back(random_tensor(s, op.domain, rng));
+  return inputs;
+}
+
+class OpJvpTest : public ::testing::TestWithParam<OpCase> {};
+
+// J u by forward mode against central differences along u, and against
+// reverse mode by the dot-product identity.
+TEST_P(OpJvpTest, MatchesFiniteDifferencesAndVjp) {
+  const OpCase& op = GetParam();
+  const Fn f = op.f;
+  GradCheckOptions options;
+  options.rtol = 1e-6;
+  options.atol = 1e-8;
+  GradCheckResult r = jvp_check([&](Tape<double>& t, std::span<const V> x) { return f(t, x); },
+                                sample_inputs(op), options);
+  EXPECT_TRUE(r.ok) << op.name << ": " << r.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, OpJvpTest, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+class OpHvpTest : public ::testing::TestWithParam<OpCase> {};
+
+// Hessian-vector products (reverse-over-reverse) against central
+// differences of gradients and against forward-over-reverse; for the
+// piecewise-linear ops (relu, abs, clamp, minimum, maximum) the op's own
+// second derivative is zero and the check covers its recorded rules.
+TEST_P(OpHvpTest, MatchesFiniteDifferencesOfGradients) {
+  const OpCase& op = GetParam();
+  const Fn f = op.f;
+  GradCheckOptions options;
+  options.rtol = 1e-5;
+  options.atol = 1e-7;
+  options.directions = 2;
+  GradCheckResult r = hvp_check([&](Tape<double>& t, std::span<const V> x) { return f(t, x); },
+                                sample_inputs(op), options);
+  EXPECT_TRUE(r.ok) << op.name << ": " << r.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, OpHvpTest, ::testing::ValuesIn(all_cases()),
                          [](const auto& info) { return info.param.name; });
 
 // ---- Forward values against plain formulas --------------------------------------------

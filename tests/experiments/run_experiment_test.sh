@@ -32,10 +32,11 @@ for f in "$dir"/model_*.anode; do
 done
 models=$(ls "$dir"/model_*.anode | wc -l)
 case "$name" in
-  mnist) want=3 ;;             # node, anode_p10, sonode; one seed each
+  mnist) want=4 ;;             # node, anode_p10, sonode, rnode_anode_p10; one seed each
   nested_spheres) want=2 ;;    # p = 0, 3
   sinusoid) want=4 ;;          # sin and sin + x, p = 0, 2
   gradient_methods) want=2 ;;  # the MNIST and the spheres ANODE, measured from these files
+  ffjord) want=3 ;;            # two moons, eight Gaussians, checkerboard
 esac
 [[ $models == "$want" ]] || { echo "FAIL: $models model files, expected $want"; ls "$dir"; exit 1; }
 if [[ $name == gradient_methods ]]; then
