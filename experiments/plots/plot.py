@@ -112,6 +112,27 @@ def sinusoid(folder, written):
         ax.legend(fontsize=8)
         save(fig, folder, "fig6_sinusoid_loss_%s.png" % fn, written)
 
+    ablation = os.path.join(folder, "ablation_p10.csv")
+    summary = os.path.join(folder, "summary.json")
+    if os.path.exists(ablation) and os.path.exists(summary):
+        with open(summary) as f:
+            variants = json.load(f)["ablation"]["variants"]
+        labels = [v["variant"] for v in variants]
+        runs = [max(v["runs"], 1) for v in variants]
+        stalled = [v["stalled"] / n for v, n in zip(variants, runs)]
+        diverged = [v["diverged"] / n for v, n in zip(variants, runs)]
+        fig, ax = plt.subplots(figsize=(7.0, 0.34 * len(labels) + 1.2))
+        ys = list(range(len(labels)))[::-1]
+        ax.barh(ys, stalled, color="#e26f46", label="stalled (final loss > 5x noise floor)")
+        ax.barh(ys, diverged, left=stalled, color="#6b6b6b", label="diverged (solver gave up)")
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of %d initializations" % runs[0])
+        ax.set_title("ANODE p = 10 on y = sin(x) + x: one change at a time")
+        ax.legend(fontsize=8, loc="lower right")
+        save(fig, folder, "fig_sinusoid_p10_ablation.png", written)
+
 
 # ---- Report 4.2 ---------------------------------------------------------------
 
