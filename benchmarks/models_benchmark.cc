@@ -165,10 +165,12 @@ double w2_flops(ode::Gradient g, int steps) {
       return evals * f + 3 * evals * f + head;
     case ode::Gradient::kSymplectic:  // forward solve; per step its stages again, then a VJP per stage
       return evals * f + evals * f + 3 * evals * f + head;
-    case ode::Gradient::kInterpolating:  // not in W3: their backward steps are their own
-    case ode::Gradient::kInterpolatingCheckpoint:
-    case ode::Gradient::kQuadrature:
-      return 0;
+    case ode::Gradient::kInterpolating:  // forward solve, then a VJP per backward stage
+      return evals * f + 3 * evals * f + head;
+    case ode::Gradient::kInterpolatingCheckpoint:  // and the forward re-solve
+      return 2 * evals * f + 3 * evals * f + head;
+    case ode::Gradient::kQuadrature:  // RK4: 4 stage VJPs, 2 Gauss nodes, 1 end-of-step VJP per step
+      return evals * f + 3 * 7.0 * steps * f + head;
   }
   return 0;
 }
