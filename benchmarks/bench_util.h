@@ -6,7 +6,9 @@
 #include <benchmark/benchmark.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <xsimd/xsimd.hpp>
 
 #include "autodiff/thread_pool.h"
 
@@ -43,6 +45,40 @@ inline double process_cpu_ns() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return 1e9 * static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec);
+}
+
+/// The single-core FMA loop: 24 independent chains of vector FMAs
+/// (AVX-512 here: xsimd::batch<float> is 16 wide) cover the FMA latency
+/// times the two pipes and stay in registers. Returns the FLOPs done.
+inline double fma_loop(long reps) {
+  constexpr int kChains = 24;
+  using VecF = xsimd::batch<float>;
+  VecF acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = VecF(1.0f + 1e-3f * static_cast<float>(j));
+  const VecF mul(0.999999f), add(1e-6f);
+  for (long r = 0; r < reps; ++r) {
+#pragma GCC unroll 24
+    for (int j = 0; j < kChains; ++j) acc[j] = xsimd::fma(acc[j], mul, add);
+  }
+  VecF sum(0.0f);
+  for (int j = 0; j < kChains; ++j) sum += acc[j];
+  benchmark::DoNotOptimize(sum);
+  return 2.0 * kChains * static_cast<double>(VecF::size) * static_cast<double>(reps);
+}
+
+/// Single-core peak in GFLOP/s: the best of ten runs of about 20 ms each, in
+/// thread CPU time (time spent descheduled on a shared machine would otherwise
+/// lower the peak and inflate a fraction of it), and the best seen so far in
+/// this process, so a peak measured in a noisy moment does not flatter a
+/// fraction.
+inline double peak_gflops() {
+  static double best = 0;
+  for (int trial = 0; trial < 10; ++trial) {
+    const double t0 = thread_cpu_seconds();
+    const double flops = fma_loop(1 << 18);
+    best = std::max(best, flops / (thread_cpu_seconds() - t0) * 1e-9);
+  }
+  return best;
 }
 
 }  // namespace anode::bench

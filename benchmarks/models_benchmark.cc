@@ -14,7 +14,7 @@
 //   binary (BM_FmaPeak; the same loop, best of ten 20 ms runs, feeds
 //   peak_fraction, the best of all its measurements in the run).
 // W3 grad-scaling: the W2 model with N = 10, 100, 1000 RK4 steps:
-//   BM_W3_GradScaling_<Backprop|Adjoint|Checkpoint>/N: time and peak tape
+//   BM_W3_GradScaling_<Backprop|Adjoint|Checkpoint|Binomial|Symplectic>/N: time and peak tape
 //   arena bytes ("peak_bytes") of one gradient (forward + backward, no
 //   optimizer step).
 //
@@ -49,7 +49,6 @@
 #include <random>
 #include <tuple>
 #include <vector>
-#include <xsimd/xsimd.hpp>
 
 #include "benchmarks/bench_util.h"
 #include "autodiff/ops.h"
@@ -68,26 +67,10 @@ using bench::thread_cpu_seconds;
 using bench::process_cpu_ns;
 
 // ---- FMA peak --------------------------------------------------------------------
-// The same loop as BM_FmaPeak in autodiff_gemm_benchmark.cc: 24 independent
-// chains of vector FMAs (AVX-512 here: xsimd::batch<float> is 16 wide) cover
-// the FMA latency times the two pipes and stay in registers.
+// bench::fma_loop: the same loop as BM_FmaPeak in autodiff_gemm_benchmark.cc.
 
-constexpr int kChains = 24;
-using VecF = xsimd::batch<float>;
-
-double fma_loop(long reps) {
-  VecF acc[kChains];
-  for (int j = 0; j < kChains; ++j) acc[j] = VecF(1.0f + 1e-3f * static_cast<float>(j));
-  const VecF mul(0.999999f), add(1e-6f);
-  for (long r = 0; r < reps; ++r) {
-#pragma GCC unroll 24
-    for (int j = 0; j < kChains; ++j) acc[j] = xsimd::fma(acc[j], mul, add);
-  }
-  VecF sum(0.0f);
-  for (int j = 0; j < kChains; ++j) sum += acc[j];
-  benchmark::DoNotOptimize(sum);
-  return 2.0 * kChains * static_cast<double>(VecF::size) * static_cast<double>(reps);
-}
+using bench::fma_loop;
+using bench::peak_gflops;
 
 void BM_FmaPeak(benchmark::State& state) {
   double flops = 0;
@@ -95,21 +78,6 @@ void BM_FmaPeak(benchmark::State& state) {
   state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_FmaPeak);
-
-// Single-core peak in GFLOP/s: the best of ten runs of about 20 ms each, in
-// thread CPU time (time spent descheduled on a shared machine would otherwise
-// lower the peak and inflate the fraction), and the best seen so far in this
-// process: each W2 benchmark measures again right before its timed loop, so
-// a peak measured in a noisy moment does not flatter the fraction.
-double peak_gflops() {
-  static double best = 0;
-  for (int trial = 0; trial < 10; ++trial) {
-    const double t0 = thread_cpu_seconds();
-    const double flops = fma_loop(1 << 18);
-    best = std::max(best, flops / (thread_cpu_seconds() - t0) * 1e-9);
-  }
-  return best;
-}
 
 // ---- Workloads ---------------------------------------------------------------------
 
@@ -193,7 +161,16 @@ double w2_flops(ode::Gradient g, int steps) {
     case ode::Gradient::kAdjoint:  // forward solve, then a VJP (f, dX, dW) per stage
       return evals * f + 3 * evals * f + head;
     case ode::Gradient::kCheckpoint:  // forward solve, then backprop through each re-run step
+    case ode::Gradient::kBinomial:    // the same (recomputed states not counted, as for checkpoint)
       return evals * f + 3 * evals * f + head;
+    case ode::Gradient::kSymplectic:  // forward solve; per step its stages again, then a VJP per stage
+      return evals * f + evals * f + 3 * evals * f + head;
+    case ode::Gradient::kInterpolating:  // forward solve, then a VJP per backward stage
+      return evals * f + 3 * evals * f + head;
+    case ode::Gradient::kInterpolatingCheckpoint:  // and the forward re-solve
+      return 2 * evals * f + 3 * evals * f + head;
+    case ode::Gradient::kQuadrature:  // RK4: 4 stage VJPs, 2 Gauss nodes, 1 end-of-step VJP per step
+      return evals * f + 3 * 7.0 * steps * f + head;
   }
   return 0;
 }
@@ -310,6 +287,10 @@ void BM_W3_GradScaling_Checkpoint(benchmark::State& state) { w3_grad(state, ode:
 BENCHMARK(BM_W3_GradScaling_Backprop)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W3_GradScaling_Adjoint)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W3_GradScaling_Checkpoint)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+void BM_W3_GradScaling_Binomial(benchmark::State& state) { w3_grad(state, ode::Gradient::kBinomial); }
+void BM_W3_GradScaling_Symplectic(benchmark::State& state) { w3_grad(state, ode::Gradient::kSymplectic); }
+BENCHMARK(BM_W3_GradScaling_Binomial)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_W3_GradScaling_Symplectic)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace anode

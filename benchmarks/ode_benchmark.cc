@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <tuple>
 #include <utility>
 
 #include "benchmarks/bench_util.h"
@@ -104,10 +105,11 @@ BENCHMARK_CAPTURE(BM_Odeint_Forward, tsit5, ode::Method::kTsit5)->MeasureProcess
 // One gradient of mean(h(1)^2) through an RK4 solve of `steps` steps.
 class GradientRun {
  public:
-  GradientRun(ode::Gradient gradient, int steps) {
+  GradientRun(ode::Gradient gradient, int steps, int budget) {
     options_.method = ode::Method::kRk4;
     options_.steps = steps;
     options_.gradient = gradient;
+    options_.checkpoint_states = budget;
   }
 
   void run() {
@@ -126,6 +128,7 @@ class GradientRun {
     state.counters["peak_bytes"] = static_cast<double>(tape_.arena().peak_bytes());
     state.counters["tape_nodes"] = static_cast<double>(nodes_);
     state.counters["nfe_backward"] = static_cast<double>(stats_.nfe_backward);
+    state.counters["recomputed"] = static_cast<double>(stats_.recomputed);
   }
 
  private:
@@ -141,13 +144,13 @@ class GradientRun {
 // those calls so that only the first pays the warm-up (at N = 1000, backprop
 // touches over a gigabyte of fresh pages). One slot: the previous
 // benchmark's tape is freed when another one starts.
-GradientRun& gradient_run(ode::Gradient gradient, int steps) {
+GradientRun& gradient_run(ode::Gradient gradient, int steps, int budget) {
   static std::unique_ptr<GradientRun> slot;
-  static std::pair<ode::Gradient, int> key;
-  if (!slot || key != std::make_pair(gradient, steps)) {
+  static std::tuple<ode::Gradient, int, int> key;
+  if (!slot || key != std::make_tuple(gradient, steps, budget)) {
     slot.reset();
-    slot = std::make_unique<GradientRun>(gradient, steps);
-    key = {gradient, steps};
+    slot = std::make_unique<GradientRun>(gradient, steps, budget);
+    key = {gradient, steps, budget};
     warm_up([&] { slot->run(); });
   }
   return *slot;
@@ -155,17 +158,48 @@ GradientRun& gradient_run(ode::Gradient gradient, int steps) {
 
 void odeint_gradient(benchmark::State& state, ode::Gradient gradient) {
   use_threads();
-  GradientRun& r = gradient_run(gradient, static_cast<int>(state.range(0)));
+  const double peak = bench::peak_gflops();
+  GradientRun& r = gradient_run(gradient, static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   for (auto _ : state) r.run();
   r.report(state);
+  state.counters["peak_GFLOPS"] = peak;
+}
+
+void BM_FmaPeak(benchmark::State& state) {
+  double flops = 0;
+  for (auto _ : state) flops += bench::fma_loop(1 << 16);
+  state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FmaPeak);
+
+// N = 10, 100, 1000 at the default budget; N = 1000 at a budget of 8 too.
+void gradient_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "budget"});
+  for (int n : {10, 100, 1000}) b->Args({n, 64});
+  b->Args({1000, 8});
+  b->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 }
 
 void BM_Odeint_Gradient_Backprop(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kBackprop); }
 void BM_Odeint_Gradient_Adjoint(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kAdjoint); }
 void BM_Odeint_Gradient_Checkpoint(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kCheckpoint); }
-BENCHMARK(BM_Odeint_Gradient_Backprop)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Odeint_Gradient_Adjoint)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Odeint_Gradient_Checkpoint)->Arg(10)->Arg(100)->Arg(1000)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+void BM_Odeint_Gradient_Interpolating(benchmark::State& state) {
+  odeint_gradient(state, ode::Gradient::kInterpolating);
+}
+void BM_Odeint_Gradient_InterpolatingCheckpoint(benchmark::State& state) {
+  odeint_gradient(state, ode::Gradient::kInterpolatingCheckpoint);
+}
+void BM_Odeint_Gradient_Quadrature(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kQuadrature); }
+void BM_Odeint_Gradient_Binomial(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kBinomial); }
+void BM_Odeint_Gradient_Symplectic(benchmark::State& state) { odeint_gradient(state, ode::Gradient::kSymplectic); }
+BENCHMARK(BM_Odeint_Gradient_Backprop)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Adjoint)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Checkpoint)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Interpolating)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_InterpolatingCheckpoint)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Quadrature)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Binomial)->Apply(gradient_args);
+BENCHMARK(BM_Odeint_Gradient_Symplectic)->Apply(gradient_args);
 
 }  // namespace
 }  // namespace anode

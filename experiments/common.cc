@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <stdexcept>
 
 #include "autodiff/thread_pool.h"
+#include "dist/world.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 namespace anode::experiments {
@@ -60,6 +62,19 @@ pid_t pid_suffix(const std::string& file, const std::string& prefix) {
 
 ResultDir::ResultDir(const fs::path& root, const std::string& name) {
   std::error_code ec;
+  if (!dist::World::get().root()) {
+    // Another rank of an MPI run: a private scratch folder, never committed.
+    scratch_ = true;
+    final_ = root / name;
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/anode-rank" +
+                          std::to_string(dist::World::get().rank()) + "-" + name + ".XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("cannot create a scratch folder '" + pattern + "': " + std::strerror(errno));
+    }
+    work_ = pattern;
+    return;
+  }
   fs::create_directories(root, ec);
   if (ec) throw std::runtime_error("cannot create results folder '" + root.string() + "': " + ec.message());
   final_ = root / name;
@@ -90,6 +105,12 @@ ResultDir::~ResultDir() {
 }
 
 void ResultDir::commit() {
+  if (scratch_) {
+    std::error_code ec;
+    fs::remove_all(work_, ec);
+    committed_ = true;
+    return;
+  }
   // The lock file is the only thing in the folder that is not a result.
   std::error_code ec;
   fs::remove(work_ / kLockFile, ec);
@@ -169,6 +190,9 @@ Csv& Csv::row(const std::string& label, const std::vector<double>& values) {
 
 void Csv::save(const fs::path& path) const { write_file(path, text_); }
 
+Progress::Progress(bool quiet)
+    : quiet_(quiet || !dist::World::get().root()), start_(std::chrono::steady_clock::now()) {}
+
 void Progress::line(const std::string& text) const {
   if (quiet_) return;
   std::printf("[%7.1fs] %s\n", elapsed(), text.c_str());
@@ -208,10 +232,67 @@ void render_figures(const char* argv0, const std::string& experiment, const fs::
 
 void finish(ResultDir& out, const Json& summary, const char* argv0, const std::string& experiment,
             const CommonFlags& flags, const Progress& progress) {
-  write_file(out.file("summary.json"), summary.dump(2) + "\n");
-  if (!flags.no_plots) render_figures(argv0, experiment, out.work(), flags.quiet);
+  const dist::World& world = dist::World::get();
+  if (world.root()) {
+    write_file(out.file("summary.json"), summary.dump(2) + "\n");
+    if (!flags.no_plots) render_figures(argv0, experiment, out.work(), flags.quiet);
+  }
+  // Rank 0 commits only once every rank got here without an error.
+  world.barrier();
   out.commit();
   progress.line("results in " + out.final_path().string());
+}
+
+namespace {
+
+void put_field(std::string& out, const std::string& v) { out += std::to_string(v.size()) + ":" + v; }
+
+std::string take_field(const std::string& in, std::size_t& at) {
+  const std::size_t colon = in.find(':', at);
+  if (colon == std::string::npos) throw std::runtime_error("a packed folder is truncated");
+  const std::size_t n = std::stoull(in.substr(at, colon - at));
+  if (n > in.size() - colon - 1) throw std::runtime_error("a packed folder is truncated");
+  std::string v = in.substr(colon + 1, n);
+  at = colon + 1 + n;
+  return v;
+}
+
+}  // namespace
+
+std::string pack_folder(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().filename() != kLockFile) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::string pack;
+  for (const fs::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    if (!in && !in.eof()) throw std::runtime_error("cannot read '" + f.string() + "'");
+    put_field(pack, f.filename().string());
+    put_field(pack, bytes.str());
+  }
+  return pack;
+}
+
+void unpack_folder(const std::string& pack, const fs::path& dir) {
+  std::size_t at = 0;
+  while (at < pack.size()) {
+    const std::string name = take_field(pack, at);
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+      throw std::runtime_error("a packed folder holds a bad file name '" + name + "'");
+    }
+    write_file(dir / name, take_field(pack, at));
+  }
+}
+
+void gather_files(ResultDir& out) {
+  const dist::World& world = dist::World::get();
+  if (world.size() == 1) return;
+  const std::vector<std::string> packs = world.gather(world.root() ? std::string() : pack_folder(out.work()));
+  for (std::size_t r = 1; r < packs.size(); ++r) unpack_folder(packs[r], out.work());
 }
 
 namespace {
@@ -339,6 +420,8 @@ void add_common_flags(CLI::App& app, CommonFlags& f) {
   app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
   app.add_option("--gradient", f.gradient, "Gradient method: backprop, adjoint, checkpoint")
       ->check(CLI::IsMember({"backprop", "adjoint", "checkpoint"}));
+  app.add_flag("--check-sync", f.check_sync,
+               "Under mpirun: compare a checksum of the parameters across ranks after every step");
 }
 
 void apply_threads(const CommonFlags& f) { set_num_threads(f.threads); }
@@ -392,16 +475,40 @@ double stdev(const std::vector<double>& x) {
 }
 
 int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& body) {
+  const dist::World* world = nullptr;
+  try {
+    world = &dist::World::get();
+  } catch (const std::exception& e) {
+    std::cerr << app.get_name() << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  const std::string who = app.get_name() + (world->size() > 1 ? " (rank " + std::to_string(world->rank()) + ")" : "");
   try {
     app.parse(argc, argv);
     check_lists(app);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const int code = app.exit(e) == 0 ? 0 : 2;
+    if (code != 0 && world->size() > 1) world->abort(code);
+    return code;
   }
   try {
+    // Every rank must run the same experiment: the flags (but the thread
+    // count, which may suit each node) hash alike.
+    std::uint64_t h = dist::kHashSeed;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--threads") {
+        ++i;
+        continue;
+      }
+      if (a.rfind("--threads=", 0) == 0) continue;
+      h = dist::hash_text(a + '\0', h);
+    }
+    world->check_same(h, "the flags");
     body();
   } catch (const std::exception& e) {
-    std::cerr << app.get_name() << ": error: " << e.what() << "\n";
+    std::cerr << who << ": error: " << e.what() << "\n";
+    if (world->size() > 1) world->abort(1);
     return 1;
   }
   return 0;

@@ -31,6 +31,10 @@ std::filesystem::path results_root(const std::string& out_flag);
 /// without results under the final name. Destroyed without commit() (an
 /// error), it deletes itself; folders of runs that were killed are removed by
 /// the next ResultDir of the same name.
+///
+/// Under mpirun only rank 0 writes results: on the other ranks the folder is
+/// a private scratch folder (under $TMPDIR) that commit() deletes; files the
+/// other ranks made that rank 0 needs travel with gather_files().
 class ResultDir {
  public:
   ResultDir(const std::filesystem::path& root, const std::string& name);
@@ -49,7 +53,19 @@ class ResultDir {
   std::filesystem::path work_, final_;
   int lock_fd_ = -1;
   bool committed_ = false;
+  bool scratch_ = false;
 };
+
+/// Under mpirun: every file the other ranks wrote into their ResultDir is
+/// sent to rank 0 and written into its folder (same names); one collective
+/// call on every rank. Nothing happens in a single process.
+void gather_files(ResultDir& out);
+
+/// The regular files of `dir` (not its subfolders) as one string, and back
+/// into `dir` (each file written atomically): how results travel between
+/// ranks.
+std::string pack_folder(const std::filesystem::path& dir);
+void unpack_folder(const std::string& pack, const std::filesystem::path& dir);
 
 /// Writes `text` to `path` atomically (temp file + rename).
 void write_file(const std::filesystem::path& path, const std::string& text);
@@ -77,10 +93,10 @@ double mean(const std::vector<double>& x);
 double stdev(const std::vector<double>& x);
 
 /// Progress lines to stdout (one per update), silenced by --quiet; every line
-/// starts with the elapsed time.
+/// starts with the elapsed time. Under mpirun only rank 0 prints.
 class Progress {
  public:
-  explicit Progress(bool quiet) : quiet_(quiet), start_(std::chrono::steady_clock::now()) {}
+  explicit Progress(bool quiet);
   void line(const std::string& text) const;
   double elapsed() const;
   bool quiet() const { return quiet_; }
@@ -146,6 +162,7 @@ struct CommonFlags {
   std::string solver = "";
   double rtol = 0, atol = 0;
   std::string gradient = "";
+  bool check_sync = false;
 };
 void add_common_flags(CLI::App& app, CommonFlags& flags);
 
@@ -167,7 +184,10 @@ Json solver_json(const ode::SolverOptions& s);
 
 /// Runs main_body, turning exceptions into a message on stderr and exit code
 /// 1 (2 for bad flags), so a failure never leaves a stack trace or a partial
-/// results folder.
+/// results folder. Under mpirun it first checks that every rank was given
+/// the same flags (--threads may differ); an error on any rank prints that
+/// rank's message and ends every rank (MPI_Abort) with a non-zero exit, and
+/// no results folder is committed.
 int run_main(int argc, char** argv, CLI::App& app, const std::function<void()>& main_body);
 
 }  // namespace anode::experiments

@@ -41,4 +41,15 @@ models::ModelConfig spheres_config(Index dim, Index p, Index hidden, std::uint64
   return c;
 }
 
+models::ConvModelConfig conv_mnist_config(Index filters, Index augment_channels) {
+  models::ConvModelConfig c;
+  c.filters = filters;
+  c.augment_channels = augment_channels;
+  c.solver.method = ode::Method::kDopri5;
+  c.solver.rtol = c.solver.atol = 1e-3;
+  c.solver.gradient = ode::Gradient::kAdjoint;
+  c.solver.max_steps = 10000;
+  return c;
+}
+
 }  // namespace anode::experiments

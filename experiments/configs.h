@@ -3,11 +3,13 @@
 
 // The model configurations the experiments share, each written once: the
 // report's MNIST MLP (used by `mnist`, `gradient_methods` and the W1
-// benchmark) and the nested-spheres model (`nested_spheres`,
-// `gradient_methods`).
+// benchmark), the nested-spheres model (`nested_spheres`,
+// `gradient_methods`) and Dupont et al.'s conv ANODE (`mnist --conv`, the
+// scaling benchmark).
 
 #include <cstdint>
 
+#include "models/conv_model.h"
 #include "models/model.h"
 
 namespace anode::experiments {
@@ -24,6 +26,12 @@ models::ModelConfig mnist_mlp_config(models::Augmentation augmentation = models:
 /// zeros, MLP dynamics with two hidden layers of `hidden` (ReLU), dopri5 at
 /// rtol = atol = 1e-3, a linear head to one value (regression on +-1).
 models::ModelConfig spheres_config(Index dim, Index p, Index hidden, std::uint64_t seed);
+
+/// Dupont et al.'s (2019) convolutional NODE / ANODE for MNIST: conv
+/// dynamics 1x1-3x3-1x1 with `filters` filters and a time channel,
+/// `augment_channels` zero channels (0: NODE), dopri5 at rtol = atol = 1e-3,
+/// adjoint gradients.
+models::ConvModelConfig conv_mnist_config(Index filters, Index augment_channels);
 
 }  // namespace anode::experiments
 

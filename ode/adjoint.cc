@@ -58,16 +58,21 @@ void adjoint_rhs(Tape<T>& tape, const SolveRecord<T>& r, T t, TensorView<const T
                      hv.shape().str());
   }
   check_captured<T>(r, tape, reads->captured, what);
-  if (fh != nullptr) std::memcpy(fh, fv.data(), sizeof(T) * fv.size());
+  if (fh != nullptr) {
+    std::memcpy(fh, fv.data(), sizeof(T) * fv.size());  // the caller's solve checks it
+  } else if (!kernels::all_finite(fv.data(), fv.size())) {
+    // Only the VJP is used, which can be finite where f is not: refuse it.
+    solve_failed<T>(what, t, "f(t, h) is NaN or Inf in the backward pass (h from the forward's dense output)");
+  }
   tape.backward(fv, TensorView<const T>{a, h.shape});  // a^T df/dh, a^T df/dtheta, a^T df/dc
   if (da != nullptr) kernels::scale(tape.grad(hv).data, T(-1), da, hv.size());
-  if (dtheta == nullptr) return;
   for (const auto& entry : watching.entries()) {
     const T* adj = tape.slot(entry.slot).adj;
     if (adj == nullptr) continue;  // the parameter did not influence f here
     const int i = param_index(r, entry.param, what);
-    kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
+    if (dtheta != nullptr) kernels::axpy(T(-1), adj, dtheta[i], entry.param->size());
   }
+  if (dtheta == nullptr) return;
   for (int i = P; i < P + C; ++i) {
     const Index size = tape.slot(r.captured[i - P]).shape.numel();
     kernels::scale(dtheta[i], T(-1), dtheta[i], size);

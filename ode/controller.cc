@@ -11,7 +11,7 @@ namespace anode::ode::internal {
 Control forward_control(const SolverOptions& o) {
   return Control{o.rtol,     o.atol,       o.steps,      o.step_size,  o.first_step,
                  o.min_step, o.max_steps,  o.safety,     o.min_factor, o.max_factor,
-                 o.pi_beta};
+                 o.pi_beta,  o.reduce_norm, o.reduce_context};
 }
 
 Control backward_control(const SolverOptions& o, double span) {
@@ -70,6 +70,9 @@ void StepController<T>::start(T t0, T t1) {
 
 template <class T>
 double StepController<T>::norm(std::span<double> sums, std::span<double> counts) const {
+  if (ctl_.reduce_norm != nullptr) {
+    ctl_.reduce_norm(ctl_.reduce_context, sums.data(), counts.data(), static_cast<int>(sums.size()));
+  }
   double worst = 0;
   for (std::size_t p = 0; p < sums.size(); ++p) {
     if (counts[p] == 0) continue;
@@ -85,10 +88,18 @@ double StepController<T>::norm(std::span<double> sums, std::span<double> counts)
 template <class T>
 double StepController<T>::error(std::span<const Var<T>> y0, std::span<const Var<T>> y1,
                                 std::span<const Var<T>> k, T h, bool finite) const {
-  // A non-finite stage rejects the step even when its error weight is 0.
-  if (!finite) return std::numeric_limits<double>::quiet_NaN();
   const int P = pieces_, S = tab_.stages;
   std::array<double, kMaxPieces> sums{}, counts{};
+  // A non-finite stage rejects the step even when its error weight is 0 (on
+  // every process of a global step control: it sends NaN to the reduction).
+  if (!finite) {
+    if (ctl_.reduce_norm == nullptr) return std::numeric_limits<double>::quiet_NaN();
+    for (int p = 0; p < P; ++p) {
+      sums[p] = std::numeric_limits<double>::quiet_NaN();
+      counts[p] = 1;
+    }
+    return norm(std::span<double>(sums.data(), P), std::span<double>(counts.data(), P));
+  }
   for (int p = 0; p < P; ++p) {
     if (!sys_.in_norm(p)) continue;
     const Index n = y0[p].size();

@@ -26,6 +26,8 @@ struct Control {
   double first_step, min_step;
   int max_steps;
   double safety, min_factor, max_factor, pi_beta;
+  void (*reduce_norm)(void*, double*, double*, int);  // SolverOptions' global step control
+  void* reduce_context;
   bool fixed() const { return steps > 0 || step_size > 0; }
 };
 

@@ -260,8 +260,9 @@ inline Counters backward_counters(SolveStats& s) {
 /// (shaped like h), on a nested recorded scope of `tape`: fh = f(t, h),
 /// da = -a^T df/dh and dtheta[i] = -a^T df/d(input i) for each parameter and
 /// then each captured value of the record (each null: not wanted). Throws
-/// what a backward pass must: f's shape changed, or f used a parameter or a
-/// captured value the forward solve did not see it use.
+/// what a backward pass must: f's shape changed, f used a parameter or a
+/// captured value the forward solve did not see it use, or (fh null: the
+/// caller does not integrate f's value, so cannot see it) f is NaN or Inf.
 template <class T>
 void adjoint_rhs(Tape<T>& tape, const SolveRecord<T>& r, T t, TensorView<const T> h, const T* a, T* fh,
                  T* da, T* const* dtheta, const char* what);
@@ -275,7 +276,19 @@ template <class T>
 Var<T> odeint_adjoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
                       const SolverOptions& o, SolveStats* stats);
 template <class T>
+Var<T> odeint_interpolating(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                            const SolverOptions& o, SolveStats* stats);
+template <class T>
+Var<T> odeint_quadrature(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                         const SolverOptions& o, SolveStats* stats);
+template <class T>
 Var<T> odeint_checkpoint(Dynamics<T>& f, Var<T> h0, std::span<const T> times,
+                         const SolverOptions& o, SolveStats* stats);
+template <class T>
+Var<T> odeint_binomial(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
+                       const SolverOptions& o, SolveStats* stats);
+template <class T>
+Var<T> odeint_symplectic(Dynamics<T>& f, Var<T> h0, std::span<const T> times, Var<T> t1,
                          const SolverOptions& o, SolveStats* stats);
 
 }  // namespace anode::ode::internal

@@ -20,8 +20,19 @@ Gradient parse_gradient(std::string_view name) {
   if (name == "backprop") return Gradient::kBackprop;
   if (name == "adjoint") return Gradient::kAdjoint;
   if (name == "checkpoint") return Gradient::kCheckpoint;
+  if (name == "interpolating") return Gradient::kInterpolating;
+  if (name == "interpolating_checkpoint") return Gradient::kInterpolatingCheckpoint;
+  if (name == "quadrature") return Gradient::kQuadrature;
+  if (name == "binomial") return Gradient::kBinomial;
+  if (name == "symplectic") return Gradient::kSymplectic;
   throw std::invalid_argument("unknown gradient method '" + std::string(name) +
-                              "' (known: backprop, adjoint, checkpoint)");
+                              "' (known: backprop, adjoint, checkpoint, interpolating, "
+                              "interpolating_checkpoint, quadrature, binomial, symplectic)");
+}
+
+bool is_adjoint_family(Gradient g) {
+  return g == Gradient::kAdjoint || g == Gradient::kInterpolating || g == Gradient::kInterpolatingCheckpoint ||
+         g == Gradient::kQuadrature;
 }
 
 const char* gradient_name(Gradient g) {
@@ -29,6 +40,11 @@ const char* gradient_name(Gradient g) {
     case Gradient::kBackprop: return "backprop";
     case Gradient::kAdjoint: return "adjoint";
     case Gradient::kCheckpoint: return "checkpoint";
+    case Gradient::kInterpolating: return "interpolating";
+    case Gradient::kInterpolatingCheckpoint: return "interpolating_checkpoint";
+    case Gradient::kQuadrature: return "quadrature";
+    case Gradient::kBinomial: return "binomial";
+    case Gradient::kSymplectic: return "symplectic";
   }
   return "?";
 }
@@ -40,6 +56,7 @@ SolveStats& SolveStats::operator+=(const SolveStats& o) {
   rejected += o.rejected;
   accepted_backward += o.accepted_backward;
   rejected_backward += o.rejected_backward;
+  recomputed += o.recomputed;
   return *this;
 }
 
@@ -122,12 +139,16 @@ void check_solve(const char* what, Var<T> h0, std::span<const T> times, const So
     need << "in [0, " << beta_max << ") for " << tab.name;
     out_of_range("pi_beta", o.pi_beta, need.str().c_str());
   }
-  if (o.gradient == Gradient::kAdjoint || std::isnan(o.adjoint_rtol) || std::isnan(o.adjoint_atol)) {
+  if (is_adjoint_family(o.gradient) || std::isnan(o.adjoint_rtol) || std::isnan(o.adjoint_atol)) {
     finite_at_least("adjoint_rtol", o.adjoint_rtol, 0, false, "finite and >= 0 (0: use rtol and atol)");
     finite_at_least("adjoint_atol", o.adjoint_atol, 0, false, "finite and >= 0 (0: use rtol and atol)");
   }
   if (o.gradient == Gradient::kCheckpoint && (o.checkpoint_states < 0 || o.checkpoint_states == 1)) {
     fail(t0, "checkpoint_states must be 0 (keep all) or >= 2, got " + std::to_string(o.checkpoint_states));
+  }
+  if (o.gradient == Gradient::kBinomial && o.checkpoint_states < 0) {
+    fail(t0, "checkpoint_states (the binomial budget) must be >= 0 (0: a state per step), got " +
+                 std::to_string(o.checkpoint_states));
   }
 }
 
@@ -310,6 +331,12 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::span<const T> times, const SolverO
     case Gradient::kBackprop: return internal::odeint_backprop(f, h0, times, options, stats);
     case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, times, Var<T>(), options, stats);
     case Gradient::kCheckpoint: return internal::odeint_checkpoint(f, h0, times, options, stats);
+    case Gradient::kInterpolating:
+    case Gradient::kInterpolatingCheckpoint:
+      return internal::odeint_interpolating(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, times, Var<T>(), options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, times, Var<T>(), options, stats);
   }
   throw SolverError("odeint: unknown gradient method");
 }
@@ -323,11 +350,19 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& o
   }
   const T times[2] = {t0, t1.data()[0]};
   internal::check_solve(what, h0, std::span<const T>(times, 2), options);
-  if (options.gradient != Gradient::kAdjoint) {
-    throw SolverError(std::string(what) + ": gradients with respect to the end time need "
-                      "gradient = adjoint (got " + gradient_name(options.gradient) + ")");
+  const std::span<const T> ts(times, 2);
+  switch (options.gradient) {
+    case Gradient::kAdjoint: return internal::odeint_adjoint(f, h0, ts, t1, options, stats);
+    case Gradient::kInterpolating:
+    case Gradient::kInterpolatingCheckpoint: return internal::odeint_interpolating(f, h0, ts, t1, options, stats);
+    case Gradient::kQuadrature: return internal::odeint_quadrature(f, h0, ts, t1, options, stats);
+    case Gradient::kBinomial: return internal::odeint_binomial(f, h0, ts, t1, options, stats);
+    case Gradient::kSymplectic: return internal::odeint_symplectic(f, h0, ts, t1, options, stats);
+    default:
+      throw SolverError(std::string(what) + ": gradients with respect to the end time need an adjoint-family "
+                        "gradient (adjoint, interpolating, interpolating_checkpoint, quadrature), binomial or "
+                        "symplectic (got " + gradient_name(options.gradient) + ")");
   }
-  return internal::odeint_adjoint(f, h0, std::span<const T>(times, 2), t1, options, stats);
 }
 
 template Var<float> odeint<float>(Dynamics<float>&, Var<float>, std::span<const float>,

@@ -47,10 +47,53 @@ enum class Gradient {
   /// scope and backpropagates through it: the exact discrete gradient with
   /// memory O(states kept), not O(steps x stages).
   kCheckpoint,
+  /// Optimize-then-discretize, SciMLSensitivity's InterpolatingAdjoint: the
+  /// solve is one tape node whose backward integrates only [a, a_theta] from
+  /// the last output time to the first, reading h(t) from the forward's
+  /// dense output (each accepted step's interpolant, kept by the forward)
+  /// instead of integrating h backward: no instability where the flow
+  /// contracts. Memory grows with the forward steps (one state per stage per
+  /// step); accurate to both solves' tolerances.
+  kInterpolating,
+  /// As kInterpolating, but the forward keeps only the states at the output
+  /// times (the checkpoints); the backward re-solves each interval between
+  /// two of them forward, densely, with the adjoint tolerances, then
+  /// integrates [a, a_theta] across it. Memory: one interval's steps. The
+  /// study's configuration (InterpolatingAdjoint(checkpointing = true)); its
+  /// re-solve steps and evaluations count as backward in SolveStats.
+  kInterpolatingCheckpoint,
+  /// Optimize-then-discretize, SciMLSensitivity's QuadratureAdjoint: the
+  /// forward keeps its dense output; the backward integrates a alone (h from
+  /// the interpolant) and forms d(loss)/d(theta) = integral of a^T df/dtheta
+  /// by Gauss-Legendre quadrature on each backward step (ceil(order / 2)
+  /// nodes, one VJP each). Its error control sees only a, so it is cheaper
+  /// when parameters outnumber states. Memory as kInterpolating.
+  kQuadrature,
+  /// Binomial checkpointing (Griewank's revolve): the forward records each
+  /// accepted step's size; the backward reverses the steps with at most
+  /// `checkpoint_states` stored states (state 0 among them; 0: one per
+  /// step) under the schedule with the fewest recomputed steps (each step
+  /// recomputed at most r times for N <= C(c + r, r)), replaying the
+  /// recorded sizes. The exact discrete gradient; memory O(budget) states.
+  /// SolveStats::recomputed counts the recomputed steps.
+  kBinomial,
+  /// Symplectic adjoint (Matsubara, Miyatake & Yaguchi 2021): the forward
+  /// stores every accepted step's start state; the backward integrates the
+  /// adjoint over each step with the symplectic partner of the tableau,
+  /// recomputing the step's stage values and evaluating f on the tape one
+  /// stage at a time. The exact discrete gradient; memory O(N + s) states
+  /// plus one evaluation of f (checkpoint holds a whole step's s).
+  kSymplectic,
 };
 
-Gradient parse_gradient(std::string_view name);  // "backprop", "adjoint", "checkpoint"
+/// "backprop", "adjoint", "checkpoint", "interpolating",
+/// "interpolating_checkpoint", "quadrature", "binomial", "symplectic".
+Gradient parse_gradient(std::string_view name);
 const char* gradient_name(Gradient g);
+/// Whether g integrates an adjoint system backward (adjoint, interpolating,
+/// interpolating_checkpoint, quadrature): its backward tolerances are
+/// adjoint_rtol / adjoint_atol, and it gives the end-time gradient.
+bool is_adjoint_family(Gradient g);
 
 struct SolverOptions {
   Method method = Method::kDopri5;
@@ -80,18 +123,34 @@ struct SolverOptions {
   double pi_beta = 0.04;
 
   Gradient gradient = Gradient::kBackprop;
-  /// Adjoint solve tolerances (0: use rtol / atol).
+  /// Adjoint solve tolerances (0: use rtol / atol): the backward solve of
+  /// every adjoint-family method, and the interpolating_checkpoint re-solve.
   double adjoint_rtol = 0;
   double adjoint_atol = 0;
-  /// Adjoint: leave a_theta out of the error norm (Kidger et al. 2021's
-  /// seminorm): fewer backward steps, same accuracy in h and a.
+  /// Adjoint and interpolating: leave a_theta out of the error norm (Kidger
+  /// et al. 2021's seminorm): fewer backward steps, same accuracy in h and a.
   bool adjoint_seminorm = false;
   /// Checkpoint: most step-start states kept from the forward solve for the
   /// backward pass (0: every step's). A longer solve keeps every 2nd, 4th, ...
   /// state, and the backward pass recomputes the others from the nearest kept
   /// one (one more forward evaluation of those steps): memory O(budget + steps
   /// / budget) states, the same gradient.
+  /// Binomial: the budget of its schedule, with the same meaning (state 0
+  /// counts; 1 keeps only state 0 and recomputes every step from it).
   int checkpoint_states = 64;
+  /// Global step control (e.g. data-parallel training over MPI, where each
+  /// process solves its shard of one batch): when set, every error norm's
+  /// per-piece sums of squared scaled errors and element counts (`pieces`
+  /// of each) are passed to reduce_norm(reduce_context, sums, counts, pieces)
+  /// to be summed in place across the processes before the norm is taken,
+  /// so that every process takes the steps that one process would take on
+  /// the whole batch. Called alike on every process (for each trial step,
+  /// the automatic first step's norms, and the backward solves' steps); a
+  /// process whose stage is not finite passes NaN sums. The context must
+  /// outlive the tape's backward pass. A plain pointer pair keeps the
+  /// options trivially copyable (solves store them in the tape's arena).
+  void (*reduce_norm)(void* context, double* sums, double* counts, int pieces) = nullptr;
+  void* reduce_context = nullptr;
 };
 
 /// Counters of one solve; the backward fields are filled when the tape's
@@ -101,8 +160,9 @@ struct SolveStats {
   std::int64_t nfe_backward = 0;  // evaluations of f (or its VJP) in the backward pass
   std::int64_t accepted = 0;      // forward steps
   std::int64_t rejected = 0;
-  std::int64_t accepted_backward = 0;  // adjoint solve steps
+  std::int64_t accepted_backward = 0;  // adjoint solve (and re-solve) steps; steps replayed (checkpoint methods, symplectic)
   std::int64_t rejected_backward = 0;
+  std::int64_t recomputed = 0;  // checkpoint methods: steps re-run unrecorded to recompute a state
   void reset() { *this = SolveStats{}; }
   SolveStats& operator+=(const SolveStats& o);
 };
@@ -155,8 +215,11 @@ Var<T> odeint(Dynamics<T>& f, Var<T> h0, std::initializer_list<std::type_identit
 }
 
 /// As above for one interval [t0, t1], with the end time a Var: d(loss)/dt1
-/// = <a(t1), f(t1, h(t1))> flows to it. Requires the adjoint method (the
-/// other methods would need the derivative of the step sequence).
+/// = <a(t1), f(t1, h(t1))> flows to it. Requires an adjoint-family method
+/// (is_adjoint_family), binomial or symplectic (backprop and checkpoint
+/// would need the derivative of the step sequence). The formula is the
+/// continuous one for every method: the derivative of the exact solution,
+/// which the discrete one approaches as the steps shrink.
 template <class T>
 Var<T> odeint(Dynamics<T>& f, Var<T> h0, T t0, Var<T> t1, const SolverOptions& options,
               SolveStats* stats = nullptr);

@@ -112,6 +112,27 @@ def sinusoid(folder, written):
         ax.legend(fontsize=8)
         save(fig, folder, "fig6_sinusoid_loss_%s.png" % fn, written)
 
+    ablation = os.path.join(folder, "ablation_p10.csv")
+    summary = os.path.join(folder, "summary.json")
+    if os.path.exists(ablation) and os.path.exists(summary):
+        with open(summary) as f:
+            variants = json.load(f)["ablation"]["variants"]
+        labels = [v["variant"] for v in variants]
+        runs = [max(v["runs"], 1) for v in variants]
+        stalled = [v["stalled"] / n for v, n in zip(variants, runs)]
+        diverged = [v["diverged"] / n for v, n in zip(variants, runs)]
+        fig, ax = plt.subplots(figsize=(7.0, 0.34 * len(labels) + 1.2))
+        ys = list(range(len(labels)))[::-1]
+        ax.barh(ys, stalled, color="#e26f46", label="stalled (final loss > 5x noise floor)")
+        ax.barh(ys, diverged, left=stalled, color="#6b6b6b", label="diverged (solver gave up)")
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of %d initializations" % runs[0])
+        ax.set_title("ANODE p = 10 on y = sin(x) + x: one change at a time")
+        ax.legend(fontsize=8, loc="lower right")
+        save(fig, folder, "fig_sinusoid_p10_ablation.png", written)
+
 
 # ---- Report 4.2 ---------------------------------------------------------------
 
@@ -293,8 +314,10 @@ def mnist(folder, written):
 
 # ---- Gradient methods -----------------------------------------------------------
 
-METHOD_COLORS = {"backprop": "#009af9", "adjoint": "#e26f46", "checkpoint": "#3da44d"}
-METHOD_STYLE = {"backprop": "-", "adjoint": "-", "checkpoint": "--"}
+METHOD_COLORS = {"backprop": "#009af9", "adjoint": "#e26f46", "checkpoint": "#3da44d",
+                 "interpolating": "#c271d2", "interpolating_checkpoint": "#ac8d18", "quadrature": "#00a9ad"}
+METHOD_STYLE = {"backprop": "-", "adjoint": "-", "checkpoint": "--", "interpolating": "-",
+                "interpolating_checkpoint": "--", "quadrature": "-."}
 
 
 def by_method(c, xkey, ykey):
@@ -334,6 +357,25 @@ def gradient_methods(folder, written):
         fig.suptitle("Gradient methods on %s (reference: dopri5 at %g)" % (name, r["reference"]["tolerance"]))
         fig.tight_layout()
         save(fig, folder, "gradient_methods_%s.png" % name, written)
+    if "dissipative" in summary:
+        dissipative(folder, summary["dissipative"], written)
+
+
+def dissipative(folder, info, written):
+    """The backsolve adjoint's failure on a dissipative flow, against the interval length."""
+    c = read_csv(os.path.join(folder, "dissipative.csv"))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    for ax, yk, yl in ((axes[0], "rel_error", "relative gradient error"), (axes[1], "nfe_backward", "backward NFE")):
+        for m, (xs, ys) in by_method(c, "t_end", yk).items():
+            ax.plot(xs, ys, METHOD_STYLE.get(m, "-"), marker="o", ms=3, color=METHOD_COLORS.get(m, "k"), label=m)
+        ax.set_yscale("log")
+        ax.set_xlabel("end time T")
+        ax.set_ylabel(yl)
+        ax.legend(fontsize=8)
+    rates = ", ".join("%g" % r for r in info["rates"])
+    fig.suptitle("dh/dt = h W^T, decay rates %s; %s at rtol = atol = %g" % (rates, info["solver"], info["tolerance"]))
+    fig.tight_layout()
+    save(fig, folder, "gradient_methods_dissipative.png", written)
 
 
 def ffjord(folder, written):

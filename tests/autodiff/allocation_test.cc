@@ -144,7 +144,8 @@ TEST_P(OdeStepAllocation, AnodeTrainingStep) {
 
 INSTANTIATE_TEST_SUITE_P(Methods, OdeStepAllocation,
                          ::testing::Values(ode::Gradient::kBackprop, ode::Gradient::kAdjoint,
-                                           ode::Gradient::kCheckpoint),
+                                           ode::Gradient::kCheckpoint, ode::Gradient::kBinomial,
+                                           ode::Gradient::kSymplectic),
                          [](const auto& info) { return std::string(ode::gradient_name(info.param)); });
 
 }  // namespace

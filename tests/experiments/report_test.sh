@@ -11,6 +11,10 @@ report="$out/REPORT.md"
 [[ -f "$report" ]] || { echo "FAIL: no REPORT.md"; exit 1; }
 grep -q "## 4.2 Nested spheres" "$report" || { echo "FAIL: spheres section missing"; exit 1; }
 grep -q "fig8_spheres_contours.png" "$report" || { echo "FAIL: figures not embedded"; exit 1; }
+# The p = 10 ablation: one row per variant, its figure embedded.
+grep -q "### Why ANODE p = 10 stalls" "$report" || { echo "FAIL: p = 10 ablation missing"; exit 1; }
+grep -q "^| Adam lr 0.01, hidden 50 | " "$report" || { echo "FAIL: ablation rows missing"; exit 1; }
+grep -q "fig_sinusoid_p10_ablation.png" "$report" || { echo "FAIL: ablation figure not embedded"; exit 1; }
 if [[ "$only" == *mnist* ]]; then
   grep -q "Table 1" "$report" || { echo "FAIL: Table 1 missing"; exit 1; }
 fi

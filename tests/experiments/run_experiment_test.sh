@@ -81,6 +81,17 @@ case "$name" in
     fi
     grep -q -- "--augment: '-1' is outside" "$TEST_TMPDIR/err.txt" || { echo "FAIL: p < 0 message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
     ;;
+esac
+case "$name" in
+  sinusoid)
+    # The p = 10 ablation fits sin x + x: asking for it without that function is refused.
+    if "$bin" --scale tiny --out "$bad" --functions sin --ablation-seeds 2 --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: --ablation-seeds with --functions sin was accepted (and ignored)"; exit 1
+    fi
+    grep -q -- "--ablation-seeds" "$TEST_TMPDIR/err.txt" || { echo "FAIL: ablation message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    ;;
+esac
+case "$name" in
   mnist)
     if "$bin" --scale tiny --out "$bad" --mnist-dir /nonexistent --quiet >"$TEST_TMPDIR/err.txt" 2>&1; then
       echo "FAIL: a missing data folder was accepted"; exit 1

@@ -28,7 +28,8 @@ TEST(SolverNonFinite, EndOfStepDerivativeUsedOnlyByDenseOutputIsChecked) {
   // f(1, y1).
   FunctionDynamics<double> f([](double t, Var<double> h) { return scale(h, t >= 1.0 ? kNan : -1.0); });
   for (Method m : {Method::kEuler, Method::kMidpoint}) {
-    for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+    for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
+                       Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature}) {
       Tape<double> tape;
       Tensor<double> y0(Shape{1, 2}, 1.0);
       SolverOptions o;
@@ -62,13 +63,17 @@ TEST(SolverNonFinite, NanAdjointIsNotMaskedByAFinitePieceOfTheMixedNorm) {
   // and, as the last piece of the mixed norm, used to replace the NaN.
   Parameter<double> w("w", Tensor<double>(Shape{1}, {1.0}));
   FunctionDynamics<double> f([](double, Var<double> h) { return neg(sqrt(h)); }, {&w});
-  Tape<double> tape;
-  Tensor<double> y0(Shape{1, 3}, 0.0);
-  SolverOptions o;
-  o.gradient = Gradient::kAdjoint;
-  const double times[] = {0.0, 1.0};
-  Var<double> y = odeint<double>(f, tape.input(y0.view()), times, o);
-  expect_error<SolverError>([&] { tape.backward(sum(y)); }, {"dopri5 adjoint", "NaN or Inf"});
+  for (Gradient g : {Gradient::kAdjoint, Gradient::kInterpolating, Gradient::kInterpolatingCheckpoint,
+                     Gradient::kQuadrature}) {
+    Tape<double> tape;
+    Tensor<double> y0(Shape{1, 3}, 0.0);
+    SolverOptions o;
+    o.gradient = g;
+    const double times[] = {0.0, 1.0};
+    Var<double> y = odeint<double>(f, tape.input(y0.view()), times, o);
+    expect_error<SolverError>([&] { tape.backward(sum(y)); },
+                              {(std::string("dopri5 ") + gradient_name(g)).c_str(), "NaN or Inf"});
+  }
 }
 
 TEST(SolverNonFinite, NanDerivativeAtTheInitialStateFailsAtOnce) {

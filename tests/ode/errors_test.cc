@@ -14,6 +14,11 @@ namespace {
 
 using anode::testing::expect_error;
 
+constexpr Gradient kAllGradients[] = {Gradient::kBackprop,      Gradient::kAdjoint,
+                                      Gradient::kCheckpoint,    Gradient::kInterpolating,
+                                      Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature,
+                                      Gradient::kBinomial,      Gradient::kSymplectic};
+
 struct Fixture {
   FunctionDynamics<double> decay{[](double, Var<double> h) { return scale(h, -1.0); }};
   Tape<double> tape;
@@ -67,11 +72,28 @@ TEST(SolverErrors, CheckpointBudgetOfOneState) {
   expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"got -4"});
 }
 
+TEST(SolverErrors, BinomialBudget) {
+  Fixture fx;
+  SolverOptions o;
+  o.gradient = Gradient::kBinomial;
+  o.checkpoint_states = -1;
+  const double times[] = {0.0, 1.0};
+  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); },
+      {"dopri5", "binomial budget", "got -1"});
+  o.checkpoint_states = 1;  // state 0 only: valid (every step recomputed from it)
+  EXPECT_NO_THROW(odeint<double>(fx.decay, fx.h0, times, o));
+}
+
+TEST(SolverErrors, UnknownGradientMethodListsTheKnownOnes) {
+  expect_error<std::invalid_argument>([] { parse_gradient("revolve"); },
+      {"revolve", "backprop", "adjoint", "checkpoint", "binomial", "symplectic"});
+}
+
 TEST(SolverErrors, NanInTheInitialState) {
   Fixture fx;
   fx.y0[1] = std::numeric_limits<double>::quiet_NaN();
   const double times[] = {0.0, 1.0};
-  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : kAllGradients) {
     SolverOptions o;
     o.gradient = g;
     expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"initial state", "NaN"});
@@ -134,19 +156,56 @@ TEST(SolverErrors, NanInsideDynamicsIsRejectedThenReported) {
 
 TEST(SolverErrors, AdjointBackwardFailureNamesTheAdjoint) {
   Fixture fx;
-  SolverOptions o;
-  o.gradient = Gradient::kAdjoint;
-  o.adjoint_rtol = -1;
   const double times[] = {0.0, 1.0};
-  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"adjoint_rtol"});
+  for (Gradient g : {Gradient::kAdjoint, Gradient::kInterpolating, Gradient::kInterpolatingCheckpoint,
+                     Gradient::kQuadrature}) {
+    SolverOptions o;
+    o.gradient = g;
+    o.adjoint_rtol = -1;
+    expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"adjoint_rtol"});
+    o.adjoint_rtol = 0;
+    o.adjoint_atol = std::numeric_limits<double>::infinity();
+    expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, times, o); }, {"adjoint_atol"});
+  }
+}
+
+TEST(SolverErrors, BackwardPassNanNamesTheMethod) {
+  // f turns NaN only in the backward pass (a flag flipped between the
+  // passes): each method's backward solve reports it, naming itself.
+  bool poison = false;
+  FunctionDynamics<double> f([&](double, Var<double> h) {
+    Var<double> r = tanh(h);
+    return poison ? log(scale(square(h), -1.0)) : r;  // log of a negative: NaN
+  });
+  const double times[] = {0.0, 1.0};
+  for (Gradient g : {Gradient::kAdjoint, Gradient::kInterpolating, Gradient::kInterpolatingCheckpoint,
+                     Gradient::kQuadrature}) {
+    Tape<double> tape;
+    Tensor<double> y0(Shape{2, 1}, 1.0);
+    SolverOptions o;
+    o.gradient = g;
+    poison = false;
+    Var<double> y = odeint<double>(f, tape.input(y0.view()), times, o);
+    poison = true;
+    expect_error<SolverError>([&] { tape.backward(sum(y)); }, {gradient_name(g), "NaN or Inf"});
+  }
+}
+
+TEST(SolverErrors, GradientNamesRoundTrip) {
+  for (Gradient g : kAllGradients) EXPECT_EQ(parse_gradient(gradient_name(g)), g);
+  expect_error<std::invalid_argument>([] { parse_gradient("interp"); },
+                                      {"interp", "interpolating", "interpolating_checkpoint", "quadrature"});
 }
 
 TEST(SolverErrors, EndTimeGradientNeedsAdjoint) {
   Fixture fx;
   Tensor<double> t1(Shape{}, {1.0});
-  SolverOptions o;
-  expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, 0.0, fx.tape.input(t1.view()), o); },
-      {"end time", "adjoint"});
+  for (Gradient g : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    SolverOptions o;
+    o.gradient = g;
+    expect_error<SolverError>([&] { odeint<double>(fx.decay, fx.h0, 0.0, fx.tape.input(t1.view()), o); },
+        {"end time", "adjoint", "interpolating", "quadrature", gradient_name(g)});
+  }
 }
 
 TEST(SolverErrors, DynamicsReturningTheWrongShape) {
@@ -166,7 +225,9 @@ TEST(SolverErrors, ParameterUsedOnlyInTheBackwardPass) {
   FunctionDynamics<double> f([&](double, Var<double> h) {
     return use ? mul(h, h.tape().param(hidden)) : neg(h);
   });
-  for (Gradient g : {Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
+                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     Tape<double> tape;
     Tensor<double> y0(Shape{2, 1}, 1.0);
     SolverOptions o;

@@ -250,10 +250,12 @@ TEST(Gradients, BoundedCheckpointMemory) {
 }
 
 TEST(Gradients, SecondBackwardPassGivesTheSameGradient) {
-  // Bounded checkpoints reuse their recomputation buffers, and the adjoint
+  // Bounded checkpoints reuse their recomputation buffers, binomial's
+  // reversal overwrites the states its forward solve stored, and the adjoint
   // re-solves backwards: a second reverse pass over the same tape must give
   // the same input gradient (and add the same amount to the parameters).
-  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     MlpDynamics<double> f(3, 6, 5);
     Tensor<double> y0 = MlpDynamics<double>::random({2, 3}, 8, 1.0);
     SolverOptions o = options(Method::kRk4, g, 0);

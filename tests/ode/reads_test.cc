@@ -22,7 +22,13 @@ Tensor<T> random(Shape s, unsigned seed, double scale) {
   return MlpDynamics<T>::random(s, seed, scale);
 }
 
-constexpr Gradient kMethods[] = {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint};
+constexpr Gradient kMethods[] = {Gradient::kBackprop,      Gradient::kAdjoint,
+                                 Gradient::kCheckpoint,    Gradient::kInterpolating,
+                                 Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature,
+                                 Gradient::kBinomial,      Gradient::kSymplectic};
+// The optimize-then-discretize methods (accurate to their tolerances).
+constexpr Gradient kAdjoints[] = {Gradient::kAdjoint, Gradient::kInterpolating,
+                                  Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature};
 
 template <class T>
 SolverOptions options(Gradient g) {
@@ -34,11 +40,12 @@ SolverOptions options(Gradient g) {
   return o;
 }
 
-// The tolerance between methods: the adjoint is accurate to its solve's
-// tolerance, backprop and checkpoint agree to rounding.
+// The tolerance between methods: the adjoints are accurate to their solves'
+// tolerance, backprop and the exact methods (checkpoint, binomial,
+// symplectic) agree to rounding.
 template <class T>
 double method_tol(Gradient g) {
-  if (g == Gradient::kAdjoint) return std::is_same_v<T, double> ? 1e-6 : 2e-3;
+  if (is_adjoint_family(g)) return std::is_same_v<T, double> ? 1e-6 : 2e-3;
   return std::is_same_v<T, double> ? 1e-12 : 1e-5;
 }
 
@@ -116,15 +123,19 @@ void check_all_methods(Problem<T>& p) {
     o.method = Method::kRk4;
     o.steps = 16;
     std::vector<Tensor<double>> fd = finite_differences(p, o);
-    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint}) {
+    o.checkpoint_states = 3;  // binomial and checkpoint recompute states
+    for (Gradient m : {Gradient::kBackprop, Gradient::kCheckpoint, Gradient::kBinomial, Gradient::kSymplectic}) {
       o.gradient = m;
       EXPECT_LT(max_rel_diff(gradients(p, o), fd), 1e-6) << gradient_name(m) << " vs FD";
     }
-    // The adjoint with fixed steps differs from the discrete gradient by
-    // its own discretization error; with many steps it is close.
-    o.gradient = Gradient::kAdjoint;
+    // The adjoints with fixed steps differ from the discrete gradient by
+    // their own discretization error; with many steps they are close.
     o.steps = 200;
-    EXPECT_LT(max_rel_diff(gradients(p, o), finite_differences(p, o)), 1e-5) << "adjoint vs FD";
+    const std::vector<Tensor<double>> fd200 = finite_differences(p, o);
+    for (Gradient m : kAdjoints) {
+      o.gradient = m;
+      EXPECT_LT(max_rel_diff(gradients(p, o), fd200), 1e-5) << gradient_name(m) << " vs FD";
+    }
   }
 }
 
@@ -244,7 +255,9 @@ TYPED_TEST(Reads, ValueReadOnlyInTheBackwardPassIsRefusedByName) {
   bool read_c = false;  // f changes what it reads between the passes
   Var<T> c;
   FunctionDynamics<T> f([&](T, Var<T> h) { return read_c ? mul(h, c) : neg(h); });
-  for (Gradient m : {Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient m : {Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
+                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature, Gradient::kBinomial,
+                     Gradient::kSymplectic}) {
     Tape<T> tape;
     c = tape.param(u);
     read_c = false;

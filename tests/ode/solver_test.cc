@@ -223,7 +223,8 @@ TEST(Solver, SameForwardNumbersForEveryGradientMethod) {
   o.method = Method::kDopri5;
   o.rtol = 1e-4f;
   Tensor<float> ref;
-  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint}) {
+  for (Gradient g : {Gradient::kBackprop, Gradient::kAdjoint, Gradient::kCheckpoint, Gradient::kInterpolating,
+                     Gradient::kInterpolatingCheckpoint, Gradient::kQuadrature}) {
     o.gradient = g;
     Tape<float> tape;
     Tensor<float> y = odeint<float>(f, tape.input(y0.view()), times, o).to_tensor();
