@@ -40,6 +40,13 @@
 //  - Broadcasting binary ops: broadcast_shapes() for the result, expand() for
 //    an operand's values at the result's shape, accumulate() to sum a
 //    gradient back over the broadcast axes.
+//  - Higher order (optional): give the op's struct two more static members
+//    written with ops, `Var<T> tangent(Tape<T>&, const Node<T>&,
+//    std::span<const Var<T>> u)` (J u; u[i] invalid for a zero tangent) and
+//    `void vjp(Tape<T>&, const Node<T>&, Var<T> gy, GradSink<T>& sink)`
+//    (sink.add(i, J_i^T gy) for each i with sink.wants(i)), and pass
+//    rules_of<T, Op>() to make_node. Then jvp, Tape::gradients and hvp work
+//    through it; without them they throw a ValueError naming the op.
 
 #include <span>
 #include <string>

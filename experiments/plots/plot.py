@@ -392,6 +392,8 @@ def ffjord(folder, written):
     fig, axes = plt.subplots(len(results), 3, figsize=(10.5, 3.5 * len(results)), squeeze=False)
     lim = [-4.5, 4.5]
     for row, r in zip(axes, results):
+        for ax in row:
+            ax.grid(False)
         name = r["density"]
         data = read_csv(os.path.join(folder, "data_%s.csv" % name))
         dens = read_csv(os.path.join(folder, "density_%s.csv" % name))
@@ -408,7 +410,6 @@ def ffjord(folder, written):
             ax.set_xlim(lim)
             ax.set_ylim(lim)
             ax.set_aspect("equal")
-            ax.grid(False)
     fig.tight_layout()
     save(fig, folder, "ffjord_densities.png", written)
 
