@@ -420,6 +420,9 @@ void add_common_flags(CLI::App& app, CommonFlags& f) {
   app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
   app.add_option("--gradient", f.gradient, "Gradient method: backprop, adjoint, checkpoint")
       ->check(CLI::IsMember({"backprop", "adjoint", "checkpoint"}));
+}
+
+void add_check_sync_flag(CLI::App& app, CommonFlags& f) {
   app.add_flag("--check-sync", f.check_sync,
                "Under mpirun: compare a checksum of the parameters across ranks after every step");
 }
