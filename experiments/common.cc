@@ -432,6 +432,9 @@ void add_common_flags(CLI::App& app, CommonFlags& f) {
             }
           },
           "METHOD"));
+}
+
+void add_check_sync_flag(CLI::App& app, CommonFlags& f) {
   app.add_flag("--check-sync", f.check_sync,
                "Under mpirun: compare a checksum of the parameters across ranks after every step");
 }

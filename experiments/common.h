@@ -162,9 +162,11 @@ struct CommonFlags {
   std::string solver = "";
   double rtol = 0, atol = 0;
   std::string gradient = "";
-  bool check_sync = false;
+  bool check_sync = false;  // --check-sync: only where training is data parallel
 };
 void add_common_flags(CLI::App& app, CommonFlags& flags);
+/// --check-sync, for the experiments that train data parallel under mpirun.
+void add_check_sync_flag(CLI::App& app, CommonFlags& flags);
 
 /// The solver flags given (--solver, --rtol, --atol, --gradient) as arguments
 /// for another experiment binary: `report` passes them on to each experiment.

@@ -490,6 +490,7 @@ int main(int argc, char** argv) {
   Flags flags;
   CLI::App app("Report 4.3: the ANODE family on MNIST (Figures 12-16, Table 1)", "mnist");
   add_common_flags(app, flags.common);
+  add_check_sync_flag(app, flags.common);
   app.add_option("--scale", flags.scale, "report (the paper's setup), tiny (a smoke test) or full (8000/2000 images)")
       ->check(CLI::IsMember({"report", "tiny", "full"}));
   app.add_option("--variants", flags.variants, "Comma-separated variants to run (default: all)")->delimiter(',');

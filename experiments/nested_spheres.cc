@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
   Flags flags;
   CLI::App app("Report 4.2: NODE vs ANODE on nested spheres", "nested_spheres");
   add_common_flags(app, flags.common);
+  add_check_sync_flag(app, flags.common);
   app.add_option("--scale", flags.scale, "report (the paper's setup) or tiny (a smoke test)")
       ->check(CLI::IsMember({"report", "tiny"}));
   app.add_option("--augment", flags.augment, "Augmented dimensions p to compare, comma-separated (0 = NODE)")
