@@ -418,8 +418,20 @@ void add_common_flags(CLI::App& app, CommonFlags& f) {
       ->check(CLI::IsMember({"euler", "midpoint", "rk4", "bosh3", "dopri5", "tsit5"}));
   app.add_option("--rtol", f.rtol, "Relative tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
   app.add_option("--atol", f.atol, "Absolute tolerance of adaptive solvers")->transform(finite_in(0, 1, true));
-  app.add_option("--gradient", f.gradient, "Gradient method: backprop, adjoint, checkpoint")
-      ->check(CLI::IsMember({"backprop", "adjoint", "checkpoint"}));
+  // Every ode::Gradient, by parse_gradient: a method added there is a flag value here.
+  app.add_option("--gradient", f.gradient,
+                 "Gradient method: backprop, adjoint, checkpoint, interpolating, interpolating_checkpoint, "
+                 "quadrature, binomial, symplectic")
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            try {
+              ode::parse_gradient(name);
+              return "";
+            } catch (const std::invalid_argument& e) {
+              return e.what();
+            }
+          },
+          "METHOD"));
   app.add_flag("--check-sync", f.check_sync,
                "Under mpirun: compare a checksum of the parameters across ranks after every step");
 }

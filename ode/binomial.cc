@@ -35,13 +35,13 @@ struct StepSize {
 template <class T>
 struct BinomialContext : SolveRecord<T> {
   ArenaLog<StepSize<T>> steps;  // N of them, in order
-  int slots;                // states the schedule may store (state 0 included)
-  T* state0;                // a copy of h0's value: slot 0
-  T** slot;                 // the slots' buffers (null until allocated)
-  T* current;               // the schedule's current state
-  bool prefilled;           // the forward stored the first sweep's states
-  std::int64_t expected;    // fixed-step count known before the solve (0: adaptive)
-  bool end_time_input;      // the node's last input is the end time
+  int slots;                    // states the schedule may store (state 0 included)
+  T* state0;                    // a copy of h0's value: slot 0
+  T** slot;                     // the slots' buffers (null until allocated)
+  T* current;                   // the schedule's current state
+  bool prefilled;               // the forward stored the first sweep's states
+  std::int64_t expected;        // fixed-step count known before the solve (0: adaptive)
+  bool end_time_input;          // the node's last input is the end time
 };
 static_assert(std::is_trivially_destructible_v<BinomialContext<float>>);
 

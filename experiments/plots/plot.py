@@ -278,6 +278,14 @@ def mnist(folder, written):
     mnist_figure(folder, curves, ["sonode_report", "sonode", "sonode_zero_velocity", "sonode_report_frozen_input",
                                   "anode_p10"], "test",
                  "Second-order NODE: test accuracy and loss", "fig16_mnist_sonode.png", written)
+    study = [n for n in curves if n.endswith("_studypath")]
+    if study:
+        pairs = []
+        for n in study:
+            pairs += [n[:-len("_studypath")], n]
+        mnist_figure(folder, curves, pairs, "test",
+                     "Table 1 models: our default path vs the study's gradient path (interpolating adjoint)",
+                     "fig_mnist_study_gradient_path.png", written)
     conv = [n for n in ("conv_node", "conv_anode") if n in curves]
     if conv:
         fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0))

@@ -127,6 +127,17 @@ case "$name" in
       echo "FAIL: an empty test split was accepted"; exit 1
     fi
     grep -q "test split (t10k) holds no images" "$TEST_TMPDIR/err.txt" || { echo "FAIL: empty test split message"; cat "$TEST_TMPDIR/err.txt"; exit 1; }
+    # --study-path retrains each chosen Table 1 model under the study's gradient path.
+    if [[ -f "${ANODE_MNIST_DIR:-/nonexistent}/0.json" ]]; then
+      "$bin" --scale tiny --variants node,anode_p25 --study-path --no-plots --quiet --out "$out/study"
+      s="$out/study/$name/summary.json"
+      grep -q '"study_path_of": "node"' "$s" || { echo "FAIL: no study-path copy of node"; exit 1; }
+      if grep -q '"study_path_of": "anode_p25"' "$s"; then echo "FAIL: anode_p25 is not a Table 1 model"; exit 1; fi
+      grep -q '"gradient": "interpolating_checkpoint"' "$s" || { echo "FAIL: the copy does not use the study's gradient"; exit 1; }
+    fi
+    if "$bin" --scale tiny --out "$bad" --variants anode_p25 --study-path >"$TEST_TMPDIR/err.txt" 2>&1; then
+      echo "FAIL: --study-path without a Table 1 model was accepted"; exit 1
+    fi
     if "$bin" --scale tiny --out "$bad" --conv-filters 8 >"$TEST_TMPDIR/err.txt" 2>&1; then
       echo "FAIL: --conv-filters without --conv was accepted (and ignored)"; exit 1
     fi
