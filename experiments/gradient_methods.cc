@@ -1,10 +1,12 @@
 // The gradient methods compared on trained models: backprop through the
 // solver steps (discretize-then-optimize), the adjoint methods
 // (optimize-then-discretize: the backsolve adjoint, the interpolating adjoint
-// dense and checkpointed, the quadrature adjoint) and checkpointed backprop.
-// For each: the error of
+// dense and checkpointed, the quadrature adjoint) and the exact discrete
+// gradients in less memory (uniform-stride checkpointing, binomial
+// checkpointing, the symplectic adjoint). For each: the error of
 // the parameter gradient against a tight-tolerance reference, the time and
-// peak tape memory of one gradient, and the function evaluations, as the
+// peak tape memory of one gradient, the function evaluations and the steps
+// the checkpoint methods recompute (SolveStats::recomputed), as the
 // tolerance sweeps 1e-2 .. 1e-8 (dopri5) and as the number of fixed RK4 steps
 // grows. Models: the MNIST ANODE (p = 10) and the nested-spheres ANODE
 // (p = 5), each trained briefly first; gradients are taken in double so that
@@ -163,9 +165,11 @@ struct Sweep {
   ode::Method adaptive = ode::Method::kDopri5;
   ode::Method fixed = ode::Method::kRk4;
   double rtol = 0, atol = 0;  // 0: the swept tolerance
-  std::vector<ode::Gradient> methods = {ode::Gradient::kBackprop,      ode::Gradient::kAdjoint,
-                                        ode::Gradient::kCheckpoint,    ode::Gradient::kInterpolating,
-                                        ode::Gradient::kInterpolatingCheckpoint, ode::Gradient::kQuadrature};
+  // Every value of ode::Gradient.
+  std::vector<ode::Gradient> methods = {
+      ode::Gradient::kBackprop,      ode::Gradient::kAdjoint,    ode::Gradient::kCheckpoint,
+      ode::Gradient::kInterpolating, ode::Gradient::kInterpolatingCheckpoint, ode::Gradient::kQuadrature,
+      ode::Gradient::kBinomial,      ode::Gradient::kSymplectic};
 };
 
 Sweep sweep_from_flags(const CommonFlags& f) {
@@ -261,7 +265,7 @@ Json dissipative(const Flags& flags, const Sweep& sweep, const Progress& progres
   for (double& v : x) v = rng.normal();
   for (double& v : y) v = rng.normal(0, 0.5);
   Csv csv({"method", "t_end", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward",
-           "steps_forward", "steps_backward"});
+           "steps_forward", "steps_backward", "recomputed"});
   const char* solver = ode::method_name(sweep.adaptive);
   for (double t_end : flags.dissipative_times) {
     ode::SolverOptions ref_opt;
@@ -280,7 +284,8 @@ Json dissipative(const Flags& flags, const Sweep& sweep, const Progress& progres
       const double err = rel_error(m.grad, ref.grad);
       csv.row(ode::gradient_name(g), {t_end, err, m.seconds, m.peak_bytes, static_cast<double>(m.stats.nfe_forward),
                                       static_cast<double>(m.stats.nfe_backward), static_cast<double>(m.stats.accepted),
-                                      static_cast<double>(m.stats.accepted_backward)});
+                                      static_cast<double>(m.stats.accepted_backward),
+                                      static_cast<double>(m.stats.recomputed)});
       char buf[220];
       std::snprintf(buf, sizeof(buf), "dissipative        %s T %4.1f  %-24s error %.2e  %8.2f ms  nfe %lld/%lld", solver,
                     t_end, ode::gradient_name(g), err, 1e3 * m.seconds, static_cast<long long>(m.stats.nfe_forward),
@@ -314,7 +319,7 @@ void run_experiment(const Flags& flags, const char* argv0) {
     ref_opt.max_steps = 1000000;
     const Measurement ref = gradient(pb, ref_opt, 1);
     Csv tol_csv({"method", "tolerance", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward",
-                 "steps_forward", "steps_backward"});
+                 "steps_forward", "steps_backward", "recomputed"});
     for (double tol : flags.tolerances) {
       for (ode::Gradient g : methods) {
         ode::SolverOptions o;
@@ -328,7 +333,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
         tol_csv.row(ode::gradient_name(g), {tol, err, m.seconds, m.peak_bytes, static_cast<double>(m.stats.nfe_forward),
                                             static_cast<double>(m.stats.nfe_backward),
                                             static_cast<double>(m.stats.accepted),
-                                            static_cast<double>(m.stats.accepted_backward)});
+                                            static_cast<double>(m.stats.accepted_backward),
+                                            static_cast<double>(m.stats.recomputed)});
         char buf[220];
         std::snprintf(buf, sizeof(buf), "%-18s %s tol %.0e  %-24s error %.2e  %8.2f ms  %8.0f kB  nfe %lld/%lld",
                       pb.name.c_str(), adaptive_name, tol, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024,
@@ -337,7 +343,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
       }
     }
     tol_csv.save(out.file("tolerance_" + pb.name + ".csv"));
-    Csv steps_csv({"method", "steps", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward"});
+    Csv steps_csv({"method", "steps", "rel_error", "seconds", "peak_bytes", "nfe_forward", "nfe_backward",
+                   "recomputed"});
     for (int n : flags.steps) {
       for (ode::Gradient g : methods) {
         ode::SolverOptions o;
@@ -348,7 +355,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
         const double err = rel_error(m.grad, ref.grad);
         steps_csv.row(ode::gradient_name(g), {static_cast<double>(n), err, m.seconds, m.peak_bytes,
                                               static_cast<double>(m.stats.nfe_forward),
-                                              static_cast<double>(m.stats.nfe_backward)});
+                                              static_cast<double>(m.stats.nfe_backward),
+                                              static_cast<double>(m.stats.recomputed)});
         char buf[220];
         std::snprintf(buf, sizeof(buf), "%-18s %s %5d steps  %-24s error %.2e  %8.2f ms  %8.0f kB", pb.name.c_str(),
                       fixed_name, n, ode::gradient_name(g), err, 1e3 * m.seconds, m.peak_bytes / 1024);
@@ -383,7 +391,8 @@ void run_experiment(const Flags& flags, const char* argv0) {
 int main(int argc, char** argv) {
   using namespace anode::experiments;
   Flags flags;
-  CLI::App app("Backprop vs adjoint vs checkpoint: gradient error, time, memory and NFE", "gradient_methods");
+  CLI::App app("Every gradient method (backprop, the adjoints, the checkpoint methods): gradient error, time, memory and NFE",
+               "gradient_methods");
   add_common_flags(app, flags.common);
   app.add_option("--scale", flags.scale, "report or tiny (a smoke test)")->check(CLI::IsMember({"report", "tiny"}));
   app.add_option("--tolerances", flags.tolerances,

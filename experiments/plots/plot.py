@@ -322,10 +322,14 @@ def mnist(folder, written):
 
 # ---- Gradient methods -----------------------------------------------------------
 
+# Every value of ode::Gradient. The exact methods (checkpoint, binomial,
+# symplectic) lie on backprop in the error panels: dashed and dotted so that
+# backprop shows through.
 METHOD_COLORS = {"backprop": "#009af9", "adjoint": "#e26f46", "checkpoint": "#3da44d",
-                 "interpolating": "#c271d2", "interpolating_checkpoint": "#ac8d18", "quadrature": "#00a9ad"}
+                 "interpolating": "#c271d2", "interpolating_checkpoint": "#ac8d18", "quadrature": "#00a9ad",
+                 "binomial": "#ed5d92", "symplectic": "#6b6b6b"}
 METHOD_STYLE = {"backprop": "-", "adjoint": "-", "checkpoint": "--", "interpolating": "-",
-                "interpolating_checkpoint": "--", "quadrature": "-."}
+                "interpolating_checkpoint": "--", "quadrature": "-.", "binomial": ":", "symplectic": "-."}
 
 
 def by_method(c, xkey, ykey):

@@ -28,6 +28,14 @@ if [[ "$only" == *gradient_methods* ]]; then
   method=$(cut -d, -f1 <<<"$row")
   err=$(printf '%.1e' "$(cut -d, -f3 <<<"$row")")
   grep -q "^| $method | 1.0e-02 | $err |" "$report" || { echo "FAIL: the first gradient row ($method, $err) is not in the report"; grep "^| $method" "$report"; exit 1; }
+  # Every gradient method has its rows, with the recomputed steps (the last
+  # column, read by name).
+  for m in backprop adjoint checkpoint interpolating interpolating_checkpoint quadrature binomial symplectic; do
+    grep -q "^| $m | 1.0e-02 | " "$report" || { echo "FAIL: no $m row in the gradient table"; exit 1; }
+  done
+  grep -q "^| method | tolerance | error | ms | peak kB | NFE fwd | NFE bwd | recomputed |$" "$report" ||
+    { echo "FAIL: the gradient table has no recomputed column"; exit 1; }
+  grep -q "^| T | .* binomial | symplectic |$" "$report" || { echo "FAIL: the dissipative table lacks binomial and symplectic"; exit 1; }
 fi
 # Every embedded figure exists.
 grep -o '](\([^)]*\.png\))' "$report" | sed 's/](\(.*\))/\1/' | while read -r f; do

@@ -143,6 +143,26 @@ case "$name" in
     fi
     ;;
   gradient_methods)
+    # Every gradient method is measured in every sweep, with the recomputed
+    # steps; the exact discrete gradients (checkpoint, binomial, symplectic)
+    # have backprop's error at every point (to rounding: 9 digits in the CSV).
+    for csv in "$dir"/tolerance_*.csv "$dir"/steps_*.csv "$dir"/dissipative.csv; do
+      head -1 "$csv" | grep -q ',recomputed$' || { echo "FAIL: no recomputed column in $csv"; head -1 "$csv"; exit 1; }
+      for m in backprop adjoint checkpoint interpolating interpolating_checkpoint quadrature binomial symplectic; do
+        grep -q "^$m," "$csv" || { echo "FAIL: $m missing from $csv"; exit 1; }
+      done
+      awk -F, 'NR > 1 { if ($1 == "backprop") ref[$2] = $3; else if ($1 ~ /^(checkpoint|binomial|symplectic)$/) { got[$1 "@" $2] = $3 } }
+               END { n = 0
+                     for (k in got) { split(k, p, "@"); r = ref[p[2]]
+                       if (r == "" || (got[k] - r) ^ 2 > (1e-6 * r) ^ 2) { print "FAIL: " k " error " got[k] " is not backprop'"'"'s " r; exit 1 }
+                       n++ }
+                     if (n == 0) { print "FAIL: no exact-method rows"; exit 1 } }' "$csv" || { echo "in $csv"; exit 1; }
+    done
+    # An adaptive binomial solve learns N only at its end: its backward pass
+    # recomputes steps.
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i == "recomputed") c = i }
+             $1 == "binomial" && $c > 0 { found = 1 } END { exit !found }' "$dir/dissipative.csv" ||
+      { echo "FAIL: binomial recomputed no step on the adaptive dissipative solves"; cat "$dir/dissipative.csv"; exit 1; }
     # The solver flags are applied: only the chosen gradient method is
     # measured, with the chosen solvers.
     "$bin" --scale tiny --models spheres --gradient adjoint --solver tsit5 --no-plots --quiet --out "$out/flags"
