@@ -6,55 +6,16 @@
 
 #include "autodiff/grad_check.h"
 #include "ode/solver.h"
+#include "gradients.h"
 #include "test_dynamics.h"
 
 namespace anode::ode {
 namespace {
 
-struct Grads {
-  Tensor<double> h0;
-  std::vector<Tensor<double>> params;
-  double loss = 0;
-  SolveStats stats;
-};
-
-// loss = sum(w * h(t_i)) over outputs, with fixed weights w, so every output
-// time and every element gets its own cotangent.
-Grads gradients(MlpDynamics<double>& f, const Tensor<double>& y0, std::span<const double> times,
-                const SolverOptions& o) {
-  for (Parameter<double>* p : f.parameters()) p->zero_grad();
-  Tape<double> tape;
-  Grads g;
-  Var<double> h0 = tape.input(y0.view());
-  Var<double> y = odeint<double>(f, h0, times, o, &g.stats);
-  Tensor<double> w = MlpDynamics<double>::random(y.shape(), 99, 1.0);
-  Var<double> loss = sum(mul(y, tape.constant(w.view())));
-  g.loss = loss.item();
-  tape.backward(loss);
-  g.h0 = Tensor<double>::from_view(tape.grad(h0));
-  for (Parameter<double>* p : f.parameters()) g.params.push_back(p->grad());
-  return g;
-}
-
-double max_rel_diff(const Grads& a, const Grads& b) {
-  double worst = 0;
-  auto cmp = [&](const Tensor<double>& x, const Tensor<double>& y) {
-    for (Index i = 0; i < x.size(); ++i) {
-      worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(1.0, std::abs(y[i])));
-    }
-  };
-  cmp(a.h0, b.h0);
-  for (std::size_t i = 0; i < a.params.size(); ++i) cmp(a.params[i], b.params[i]);
-  return worst;
-}
-
-SolverOptions options(Method m, Gradient g, double tol) {
-  SolverOptions o;
-  o.method = m;
-  o.gradient = g;
-  o.rtol = o.atol = tol;
-  return o;
-}
+using testing::gradients;
+using testing::Grads;
+using testing::max_rel_diff;
+using testing::options;
 
 class MethodsAgree : public ::testing::TestWithParam<Method> {};
 
