@@ -145,22 +145,7 @@ TEST(Gradients, AdjointEndTimeGradient) {
   MlpDynamics<double> f(2, 5, 31, /*time_dependent=*/true);
   Tensor<double> y0 = MlpDynamics<double>::random({3, 2}, 9, 1.0);
   SolverOptions o = options(Method::kDopri5, Gradient::kAdjoint, 1e-10);
-  auto loss_at = [&](double t_end, double* dldt) {
-    Tape<double> tape;
-    Tensor<double> tt(Shape{}, {t_end});
-    Var<double> t1 = tape.input(tt.view());
-    Var<double> y = odeint<double>(f, tape.constant(y0.view()), 0.0, t1, o);
-    Var<double> loss = sum(square(y));
-    if (dldt) {
-      tape.backward(loss);
-      *dldt = tape.grad(t1)[0];
-    }
-    return loss.item();
-  };
-  double dldt = 0;
-  loss_at(0.8, &dldt);
-  const double h = 1e-5;
-  const double fd = (loss_at(0.8 + h, nullptr) - loss_at(0.8 - h, nullptr)) / (2 * h);
+  const auto [dldt, fd] = testing::end_time_gradient_and_difference(f, y0, o);
   EXPECT_NEAR(dldt, fd, 1e-6 * std::max(1.0, std::abs(fd)));
 }
 

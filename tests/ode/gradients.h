@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "autodiff/ops.h"
@@ -61,6 +62,28 @@ inline SolverOptions options(Method m, Gradient g, double tol) {
   o.gradient = g;
   o.rtol = o.atol = tol;
   return o;
+}
+
+/// dL/dT of L = sum(h(T)^2) at T = 0.8 by `o`'s method (the end time a Var)
+/// and by a central difference in T: {gradient, difference}.
+inline std::pair<double, double> end_time_gradient_and_difference(MlpDynamics<double>& f, const Tensor<double>& y0,
+                                                                  const SolverOptions& o) {
+  auto loss_at = [&](double t_end, double* dldt) {
+    Tape<double> tape;
+    Tensor<double> tt(Shape{}, {t_end});
+    Var<double> t1 = tape.input(tt.view());
+    Var<double> y = odeint<double>(f, tape.constant(y0.view()), 0.0, t1, o);
+    Var<double> loss = sum(square(y));
+    if (dldt) {
+      tape.backward(loss);
+      *dldt = tape.grad(t1)[0];
+    }
+    return loss.item();
+  };
+  double dldt = 0;
+  loss_at(0.8, &dldt);
+  const double h = 1e-5;
+  return {dldt, (loss_at(0.8 + h, nullptr) - loss_at(0.8 - h, nullptr)) / (2 * h)};
 }
 
 }  // namespace anode::ode::testing
